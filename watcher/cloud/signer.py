@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import quote, unquote
 
 ALGORITHM = "SDK-HMAC-SHA256"
@@ -64,7 +64,7 @@ def signature(sk: str, to_sign: str) -> str:
 
 
 def sdk_date(now: datetime | None = None) -> str:
-    return (now or datetime.now(timezone.utc)).strftime(DATE_FORMAT)
+    return (now or datetime.now(UTC)).strftime(DATE_FORMAT)
 
 
 def sign_headers(
