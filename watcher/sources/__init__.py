@@ -1,0 +1,33 @@
+"""Sources: one module per Huawei job API, each turning that API's answers into Observations.
+
+Sits between ``cloud/`` (signed HTTP; sources call ``client.get``) and ``poller/`` (diffing,
+publishing). Imports msgspec, the standard library, ``watcher.events``, ``watcher.errors``
+and nothing else. To add a sixth API: a new module declaring path, paging, status → phase
+table and field mapping, plus one entry in :data:`SOURCES`.
+"""
+
+from __future__ import annotations
+
+from watcher.errors import ConfigError
+from watcher.sources.appjob import AppJobSource
+from watcher.sources.base import FetchResult, Observation, Source, Target
+from watcher.sources.evs import EvsSource
+from watcher.sources.script import ScriptSource
+from watcher.sources.workspace import WorkspaceSource
+from watcher.sources.workspaceapp import WorkspaceAppSource
+
+#: Every source by name (the names of ``watcher.events.SOURCES``).
+SOURCES: dict[str, Source] = {
+    s.name: s for s in (WorkspaceSource(), WorkspaceAppSource(), AppJobSource(), ScriptSource(), EvsSource())
+}
+
+
+def get_source(name: str) -> Source:
+    """The source called ``name``; an unknown name is a ConfigError listing the valid ones."""
+    try:
+        return SOURCES[name]
+    except KeyError:
+        raise ConfigError(f"unknown source {name!r}; valid sources: {', '.join(SOURCES)}", key="source") from None
+
+
+__all__ = ["SOURCES", "FetchResult", "Observation", "Source", "Target", "get_source"]

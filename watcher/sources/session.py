@@ -1,0 +1,63 @@
+"""One fetch's view of the cloud client: counts requests and decodes bodies into Structs.
+
+Every source talks to ``cloud/`` through this, so request counting (the cost of a poll,
+``FetchResult.requests``) and the "body is not what the API documents" error are the
+same everywhere. The client's own errors (auth, throttling, not found…) pass through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import msgspec
+
+from watcher.errors import MalformedResponse
+from watcher.sources.base import Target
+
+T = TypeVar("T")
+
+
+def segment(value: str) -> str:
+    """A path segment, percent-encoded the way the SDK does it (``/`` becomes ``%2F``)."""
+    return quote(value, safe="")
+
+
+def decode(body: bytes, type: type[T], *, api: str, project_id: str) -> T:
+    """``body`` as ``type``; unknown fields are ignored, anything else wrong is MalformedResponse.
+
+    The message carries msgspec's path (``$.jobs[3].status``) so a broken field can be found
+    in the raw answer.
+    """
+    try:
+        return msgspec.json.decode(body, type=type)
+    except msgspec.ValidationError as e:
+        raise MalformedResponse(f"malformed {api} response: {e}", api=api, project_id=project_id) from e
+    except msgspec.DecodeError as e:
+        raise MalformedResponse(f"{api} response is not JSON: {e}", api=api, project_id=project_id) from e
+
+
+class Session:
+    """Binds a client to one target and one service for the duration of one fetch."""
+
+    def __init__(self, client: Any, *, service: str, target: Target) -> None:
+        self.client, self.service, self.target = client, service, target
+        self.requests = 0
+
+    @property
+    def project_path(self) -> str:
+        return segment(self.target.project_id)
+
+    async def get(self, api: str, path: str, params: Sequence[tuple[str, str]], type: type[T]) -> T:
+        """GET ``path`` with ``params`` and decode the 2xx body as ``type``."""
+        self.requests += 1  # counted before the await: a failed call still cost a request
+        body = await self.client.get(
+            api=api,
+            service=self.service,
+            region=self.target.region,
+            project_id=self.target.project_id,
+            path=path,
+            params=tuple(params),
+        )
+        return decode(body, type, api=api, project_id=self.target.project_id)
