@@ -1,0 +1,155 @@
+"""Evaluating rules: a RuleSet finds the rules an event matches and turns them into Alerts.
+
+:func:`load_rules` reads files and directories (``*.yaml``/``*.yml``, sorted), compiles
+every rule and raises the first :class:`RuleError` (``watcher rules check`` lists them
+all, see :mod:`watcher.rules.check`). :meth:`RuleSet.matching` asks the index for the few
+rules the event's source/status/phase/job type allow, then runs their CEL programs
+against one shared activation. A program that fails on an event's data (a null field in
+arithmetic, say) does not match; :attr:`RuleSet.eval_errors` counts those per rule.
+
+Routing: an alert carries the rule's Apprise tags; empty tags mean the notifier's default
+route. :data:`NOTIFY_TYPES` maps severity to Apprise notify types for the notifier.
+Pure: nothing here does I/O except reading rule files in :func:`load_rules`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from watcher.errors import RuleError
+from watcher.events import Alert, JobEvent, alert_key
+from watcher.rules import templates
+from watcher.rules.compile import CompiledRule, compile_rule
+from watcher.rules.expr import make_context
+from watcher.rules.fields import event_context
+from watcher.rules.index import RuleIndex
+from watcher.rules.schema import SourceRule, parse_rules
+
+log = logging.getLogger(__name__)
+
+#: Severity → Apprise NotifyType value (strings, so this module needs no Apprise import).
+NOTIFY_TYPES: dict[str, str] = {"critical": "failure", "error": "failure", "warning": "warning", "info": "info"}
+
+RULE_SUFFIXES = (".yaml", ".yml")
+
+
+class RuleSet:
+    """Compiled, enabled rules plus their index; evaluation is a pure function of the event."""
+
+    def __init__(self, rules: Iterable[CompiledRule]) -> None:
+        self.rules: tuple[CompiledRule, ...] = tuple(r for r in rules if r.enabled)
+        self._index = RuleIndex(r.keys for r in self.rules)
+        self._functions = frozenset().union(*(r.functions for r in self.rules))
+        self.eval_errors: Counter[str] = Counter()
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def candidates(self, event: JobEvent) -> list[CompiledRule]:
+        """The rules the index cannot rule out for ``event`` (a superset of the matches)."""
+        positions = self._index.candidates(event.source, event.phase, event.status, event.job_type)
+        return [self.rules[i] for i in positions]
+
+    def matching(self, event: JobEvent) -> list[CompiledRule]:
+        """The rules whose condition holds for ``event``, in file order."""
+        candidates = self.candidates(event)
+        if not candidates:
+            return []
+        ctx = make_context(event_context(event), self._functions)
+        matched = []
+        for rule in candidates:
+            try:
+                result = rule.program.execute(ctx)
+            except Exception as e:  # data-dependent: this event does not match
+                self.eval_errors[rule.name] += 1
+                log.debug("rule %s (%s) failed on %s: %s", rule.name, rule.location, event.job_key, e)
+                continue
+            if result is True:
+                matched.append(rule)
+        return matched
+
+    def evaluate(self, event: JobEvent, now: datetime) -> list[Alert]:
+        """One firing Alert per matching rule, titles and bodies rendered."""
+        matched = self.matching(event)
+        if not matched:
+            return []
+        fields = event_context(event)
+        return [_alert(rule, event, fields, now) for rule in matched]
+
+
+def _alert(rule: CompiledRule, event: JobEvent, fields: dict, now: datetime) -> Alert:
+    variables = {
+        "event": fields,
+        "rule": templates.rule_vars(rule.name, rule.severity, rule.tags, rule.description),
+    }
+    title = templates.render(rule.title, variables, templates.TITLE_MAX * 4, templates.DEFAULT_TITLE_TEMPLATE)
+    body = templates.render(rule.body, variables, templates.BODY_MAX, templates.DEFAULT_BODY_TEMPLATE)
+    return Alert(
+        key=alert_key(rule.name, event),
+        rule=rule.name,
+        severity=rule.severity,
+        tags=rule.tags,
+        title=templates.clean(" ".join(title.split()), templates.TITLE_MAX),
+        body=body,
+        event=event,
+        fired_at=now,
+    )
+
+
+def rule_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand directories to their ``*.yaml``/``*.yml`` files (sorted); keep files as given."""
+    out: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            out.extend(sorted(p for p in path.iterdir() if p.suffix in RULE_SUFFIXES and p.is_file()))
+        else:
+            out.append(path)
+    return out
+
+
+def read_rules(path: Path) -> tuple[list[SourceRule], list[RuleError]]:
+    """Decode one file; unreadable files are a RuleError too."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        before = e.object[: e.start]
+        line, col = before.count(b"\n") + 1, e.start - (before.rfind(b"\n") + 1) + 1
+        return [], [RuleError(f"not UTF-8 text: {e.reason}", file=str(path), line=line, col=col)]
+    except OSError as e:
+        return [], [RuleError(f"cannot read rule file: {e.strerror or e}", file=str(path))]
+    return parse_rules(text, str(path))
+
+
+def compile_all(paths: Iterable[str | Path]) -> tuple[list[CompiledRule], list[RuleError]]:
+    """Compile every rule of every file; rule names must be unique across files."""
+    compiled: list[CompiledRule] = []
+    errors: list[RuleError] = []
+    names: dict[str, CompiledRule] = {}
+    for path in rule_files(paths):
+        decoded, file_errors = read_rules(path)
+        errors.extend(file_errors)
+        for rule in decoded:
+            try:
+                c = compile_rule(rule)
+            except RuleError as e:
+                errors.append(e)
+                continue
+            if (first := names.setdefault(c.name, c)) is not c:
+                errors.append(rule.error("name", f"duplicate rule name {c.name!r} (first defined at {first.location})"))
+                continue
+            compiled.append(c)
+    return compiled, errors
+
+
+def load_rules(paths: Sequence[str | Path] | str | Path) -> RuleSet:
+    """Load rule files/directories into a RuleSet; raises the first RuleError found."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    compiled, errors = compile_all(paths)
+    if errors:
+        raise errors[0]
+    return RuleSet(compiled)
