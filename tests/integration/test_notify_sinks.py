@@ -1,0 +1,394 @@
+"""notify against real sinks: an aiohttp webhook server and an aiosmtpd SMTP server on 127.0.0.1.
+
+Every sink runs on the test's own event loop (the SMTP one in its thread), so each test that
+gets an answer also shows that Apprise's send did not block the loop.
+
+Slack and Discord have fixed https endpoints (hooks.slack.com, discord.com) and Apprise has
+no option to override the host. To see their real payloads we set the plugin instance's
+endpoint attribute (``webhook_url``/``notify_url``) to the local sink — a DNS-style redirect
+only; the payload is built by the untouched plugin code.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import unicodedata
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime
+
+import msgspec
+import pytest
+
+from watcher.errors import ConfigError
+from watcher.events import Alert, DeadLetter, Entities, JobEvent, encode, job_key
+from watcher.notify.config import NotifyConfig, NotifyTarget, RetryBudget
+from watcher.notify.deliver import Notifier, TargetResult, classify, format_results, send_test
+from watcher.notify.render import ZWSP, default_body, default_title, sanitize
+from watcher.notify.retry import backoff_delay
+from watcher.sinks import Mailbox, WebhookSink
+
+NOW = datetime(2026, 11, 23, 12, 0, 30, tzinfo=UTC)
+PROJECT = "0bec3f1a9c2d4e5f8a7b6c5d4e3f2a1b"
+FAST = RetryBudget(attempts=4, base_delay=0.001, max_delay=0.01, budget_seconds=30.0)
+HOSTILE = "<!channel> @everyone <script>alert(1)</script>\x1b[31m\x07\x00\r\n"
+
+
+def make_alert(*, tags: tuple[str, ...] = ("ops",), message: str = "Insufficient desktop quota.",
+               severity: str = "error", kind: str = "firing", desktop: str = "dev-01") -> Alert:
+    ev = JobEvent(
+        source="workspace", region="cn-north-4", project_id=PROJECT,
+        job_key=job_key("workspace", "cn-north-4", PROJECT, "ff80-1"), job_id="ff80-1",
+        job_type="createDesktops", status="FAILED", phase="failed", prev_status="RUNNING", prev_phase="running",
+        error_code="WKS.0112", message=message, entities=Entities(desktop_name=desktop, user_name="alice"),
+        observed_at=NOW,
+    )
+    return Alert(key="job-failed|ff80-1", rule="job-failed", tags=tags, severity=severity,  # type: ignore[arg-type]
+                 kind=kind, title="", body="", event=ev, fired_at=NOW)  # type: ignore[arg-type]
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def sinks() -> AsyncIterator[Callable[..., Awaitable[WebhookSink]]]:
+    started: list[WebhookSink] = []
+
+    async def start(**kw: object) -> WebhookSink:
+        sink = await WebhookSink(**kw).start()  # type: ignore[arg-type]
+        started.append(sink)
+        return sink
+
+    yield start
+    for sink in started:
+        await sink.stop()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    box = Mailbox().start()
+    yield box
+    box.stop()
+
+
+def notifier(*targets: tuple[str, tuple[str, ...]], retry: RetryBudget = FAST, **kw: object) -> Notifier:
+    return Notifier(NotifyConfig(targets=tuple(NotifyTarget(url=u, tags=t) for u, t in targets), retry=retry, **kw))  # type: ignore[arg-type]
+
+
+# -- what the sinks receive ------------------------------------------------------------------
+
+
+async def test_json_sink_receives_exactly_the_rendered_alert(sinks) -> None:
+    sink = await sinks()
+    n = notifier((sink.url("hooks/ops"), ("ops",)))
+    result = await n.deliver(make_alert())
+    assert result.ok and [(r.target, r.ok, r.reason) for r in result.results] == [
+        (f"json://127.0.0.1:{sink.port}/hooks/ops", True, "ok")
+    ]
+    [rec] = sink.received
+    assert rec.path == "/hooks/ops"
+    assert rec.body == {
+        "version": "1.0",
+        "title": "[FAILED] createDesktops in project 0bec… (cn-north-4)",
+        "message": "Job:      createDesktops (workspace)\n"
+                   "Status:   RUNNING → FAILED\n"
+                   f"Project:  {PROJECT}\n"
+                   "Region:   cn-north-4\n"
+                   "Job ID:   ff80-1\n"
+                   "Error:    WKS.0112: Insufficient desktop quota.\n"
+                   "Desktop:  dev-01\n"
+                   "User:     alice\n"
+                   "Rule:     job-failed (error)",
+        "attachments": [],
+        "type": "failure",
+    }
+
+
+@pytest.mark.parametrize(
+    ("severity", "kind", "sent_type"),
+    [("critical", "firing", "failure"), ("error", "firing", "failure"), ("warning", "firing", "warning"),
+     ("info", "firing", "info"), ("critical", "resolved", "success")],
+)
+async def test_severity_maps_to_apprise_type(sinks, severity: str, kind: str, sent_type: str) -> None:
+    sink = await sinks()
+    await notifier((sink.url(), ("ops",))).deliver(make_alert(severity=severity, kind=kind))
+    assert [r.body["type"] for r in sink.received] == [sent_type]
+
+
+async def test_smtp_server_receives_subject_and_body(mailbox: Mailbox) -> None:
+    al = make_alert()
+    n = notifier((mailbox.url(to="oncall@example.com", sender="watcher@example.com"), ("ops",)))
+    assert (await n.deliver(al)).ok
+    [mail] = mailbox.mails
+    assert (mail.mail_from, mail.rcpt_tos) == ("watcher@example.com", ["oncall@example.com"])
+    assert mail.subject == default_title(al)
+    assert mail.message.get_content_type() == "text/plain"
+    assert mail.text.replace("\r\n", "\n").rstrip("\n") == default_body(al)
+
+
+def _inert(text: str) -> None:
+    assert "<!channel>" not in text and "@everyone" not in text and "@here" not in text
+    assert not any(unicodedata.category(c) == "Cc" and c not in "\r\n\t" for c in text)
+
+
+async def test_hostile_job_text_arrives_inert_and_truncated(sinks, mailbox: Mailbox) -> None:
+    sink = await sinks()
+    al = make_alert(message=HOSTILE + "Z" * 50_000, desktop="pwn\x1b]0;title\x07 @here")
+    n = notifier((sink.url(), ("ops",)), (mailbox.url(), ("ops",)))
+    assert (await n.deliver(al)).ok
+    sent = sink.received[0].body
+    title, message = sent["title"], sent["message"]
+    for text in (title, message):
+        _inert(text)
+    full = sanitize(default_body(al), 10**9)  # everything, defused, uncut
+    marker = f"… (truncated, {len(full) - 3964} more characters)"
+    assert len(full) > 50_000 and message == full[:3964] + marker and len(message) == 4000
+    assert f"Error:    WKS.0112: <{ZWSP}!channel> @{ZWSP}everyone <script>alert(1)</script>[31m\n" in message
+    # JSON is data, not markup: the text arrives as text; a consumer rendering HTML must escape it.
+    [mail] = mailbox.mails
+    _inert(mail.subject)
+    _inert(mail.text)
+    assert mail.text.replace("\r\n", "\n").rstrip("\n") == message  # the same rendering on every channel
+
+
+async def test_html_email_gets_the_text_escaped_by_apprise(mailbox: Mailbox) -> None:
+    n = notifier((mailbox.url() + "&format=html", ("ops",)))
+    assert (await n.deliver(make_alert(message=HOSTILE))).ok
+    [mail] = mailbox.mails
+    html = next(p for p in mail.message.walk() if p.get_content_type() == "text/html").get_content()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>" not in html
+
+
+async def test_console_target_prints_the_alert(capsys: pytest.CaptureFixture[str]) -> None:
+    n = notifier(("console://", ("console",)))
+    assert repr(n.config.targets[0]) == "NotifyTarget(url='console://', tags=('console',))"
+    assert (await n.deliver(make_alert(tags=("console",), severity="warning"))).ok
+    out = capsys.readouterr().out
+    assert out.startswith("[warning] [FAILED] createDesktops in project 0bec… (cn-north-4)\n    Job:      ")
+    assert out.endswith("    Rule:     job-failed (warning)\n")
+
+
+SLACK = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7"
+DISCORD = "discord://4174216298/JHMHI8qBe7bk2ZwO5U711o3dV_js"
+
+
+async def _chat_sinks(sinks) -> tuple[Notifier, WebhookSink]:
+    sink = await sinks()
+    n = notifier((SLACK, ("ops",)), (DISCORD, ("ops",)))
+    slack, discord = n.targets
+    slack.plugin.webhook_url = f"http://127.0.0.1:{sink.port}/services"  # test-only redirect, see module doc
+    discord.plugin.notify_url = f"http://127.0.0.1:{sink.port}/api/webhooks"
+    return n, sink
+
+
+async def test_apprise_text_format_escapes_slack_but_not_discord(sinks) -> None:
+    """The claim "TEXT lets Apprise escape per channel", checked: true for Slack, false for Discord."""
+    n, sink = await _chat_sinks(sinks)
+    results = await n.send(n.targets, "raw", "hi <!channel> @everyone <@123>")  # raw: bypasses render()
+    assert all(r.ok for r in results)
+    by_path = {r.path.split("/")[1]: r.body for r in sink.received}
+    assert by_path["services"]["attachments"][0]["text"] == "hi &lt;!channel&gt; @everyone &lt;@123&gt;"
+    assert by_path["api"]["content"] == "raw\r\nhi <!channel> @everyone <@123>"  # would ping everyone
+    assert "allow_mentions" not in by_path["api"] and "allowed_mentions" not in by_path["api"]
+
+
+async def test_rendered_alert_defuses_mentions_on_slack_and_discord(sinks) -> None:
+    n, sink = await _chat_sinks(sinks)
+    assert (await n.deliver(make_alert(message="<!channel> @everyone <@123>"))).ok
+    by_path = {r.path.split("/")[1]: r.body for r in sink.received}
+    slack_text = by_path["services"]["attachments"][0]["text"]
+    discord_text = by_path["api"]["content"]
+    assert f"&lt;{ZWSP}!channel&gt; @{ZWSP}everyone &lt;{ZWSP}@123&gt;" in slack_text
+    assert f"<{ZWSP}!channel> @{ZWSP}everyone <{ZWSP}@123>" in discord_text
+    _inert(discord_text)
+
+
+# -- retries -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [1, 3])
+async def test_retry_resends_only_the_failed_target(sinks, k: int) -> None:
+    flaky, steady = await sinks(fail_next=k), await sinks()
+    n = notifier((flaky.url("flaky"), ("ops",)), (steady.url("steady"), ("ops",)))
+    flaky_id, steady_id = (t.id for t in n.targets)
+    marks: list[str] = []
+    out = await n.deliver_with_retry(make_alert(), on_success=marks.append)
+    assert (out.delivered, out.reason, out.attempts, out.failed_targets) == (True, "delivered", k + 1, ())
+    assert (flaky.attempts, len(flaky.received), steady.attempts) == (k + 1, 1, 1)
+    assert marks == [steady_id, flaky_id] and out.sent == (steady_id, flaky_id)
+
+
+async def test_already_delivered_targets_are_not_sent_again(sinks) -> None:
+    a, b = await sinks(), await sinks()
+    n = notifier((a.url(), ("ops",)), (b.url(), ("ops",)))
+    out = await n.deliver_with_retry(make_alert(), already_ok={n.targets[1].id})
+    assert out.delivered and (a.attempts, b.attempts) == (1, 0)
+    assert await n.deliver_with_retry(make_alert(), already_ok={t.id for t in n.targets}) == type(out)(
+        delivered=True, reason="delivered", attempts=0)
+
+
+async def test_always_failing_target_goes_dead_with_reason(sinks) -> None:
+    broken, fine = await sinks(fail_always=True), await sinks()
+    n = notifier((broken.url("down"), ("ops",)), (fine.url(), ("ops",)))
+    out = await n.deliver_with_retry(make_alert())
+    assert (out.delivered, out.reason, out.attempts) == (False, "http_5xx", FAST.attempts)
+    assert out.failed_targets == (f"json://127.0.0.1:{broken.port}/down",)
+    assert (broken.attempts, fine.attempts) == (FAST.attempts, 1) and out.sent == (n.targets[1].id,)
+
+
+async def test_client_error_is_not_retried(sinks) -> None:
+    sink = await sinks()
+    n = notifier((sink.url() + "?method=PUT", ("ops",)))  # the sink only routes POST: 405
+    out = await n.deliver_with_retry(make_alert())
+    assert (out.delivered, out.reason, out.attempts, sink.attempts) == (False, "http_4xx", 1, 0)
+
+
+async def test_refused_connection_is_retried_then_dead() -> None:
+    n = notifier((f"json://127.0.0.1:{closed_port()}/x", ("ops",)))
+    out = await n.deliver_with_retry(make_alert())
+    assert (out.delivered, out.reason, out.attempts) == (False, "connection", FAST.attempts)
+
+
+async def test_budget_seconds_stop_retries_early(sinks) -> None:
+    broken = await sinks(fail_always=True)
+    slow = RetryBudget(attempts=50, base_delay=0.2, max_delay=0.2, budget_seconds=0.5)
+    n = notifier((broken.url(), ("ops",)), retry=slow)
+    started = time.monotonic()
+    out = await n.deliver_with_retry(make_alert())
+    assert out.dead and 1 <= out.attempts <= 4 and broken.attempts == out.attempts
+    assert time.monotonic() - started < 2.0
+
+
+async def test_alert_without_a_matching_target_is_dead_no_route(sinks) -> None:
+    sink = await sinks()
+    n = notifier((sink.url(), ("ops",)))
+    out = await n.deliver_with_retry(make_alert(tags=("nobody",)))
+    assert (out.delivered, out.reason, out.attempts, sink.attempts) == (False, "no_route", 0, 0)
+
+
+async def test_untagged_alerts_and_targets_use_default_tags(sinks) -> None:
+    default, ops = await sinks(), await sinks()
+    n = notifier((default.url(), ()), (ops.url(), ("ops",)))
+    assert n.target_ids(make_alert(tags=())) == [n.targets[0].id]
+    assert (await n.deliver_with_retry(make_alert(tags=()))).delivered
+    assert (default.attempts, ops.attempts) == (1, 0)
+
+
+async def test_apprise_yaml_config_targets_are_routed_by_their_tags(sinks, tmp_path) -> None:
+    sink = await sinks()
+    path = tmp_path / "apprise.yaml"
+    path.write_text(f"urls:\n  - json://127.0.0.1:{sink.port}/from-yaml:\n      - tag: ops\n")
+    n = Notifier(NotifyConfig(apprise_config=str(path), retry=FAST))
+    assert (await n.deliver_with_retry(make_alert(tags=("ops",)))).delivered
+    assert [r.path for r in sink.received] == ["/from-yaml"]
+    with pytest.raises(ConfigError, match="not found"):
+        Notifier(NotifyConfig(apprise_config=str(tmp_path / "missing.yaml")))
+
+
+# -- secrets ---------------------------------------------------------------------------------
+
+PASSWORD = "Pa55w0rd-XYZZY-9"
+TOKEN = "tok3nABCDEF1234567890"
+HEADER = "HeaderSecretQWERTY12345"
+
+
+@pytest.mark.parametrize("apprise_debug", [False, True], ids=["default-levels", "apprise-logger-forced-debug"])
+async def test_secrets_never_leave(sinks, caplog: pytest.LogCaptureFixture, apprise_debug: bool) -> None:
+    caplog.set_level(logging.DEBUG)
+    broken = await sinks(fail_always=True)
+    urls = (
+        f"json://alice:{PASSWORD}@127.0.0.1:{broken.port}/hook/{TOKEN}?+X-Api-Key={HEADER}",
+        f"mailto://bob:{PASSWORD}@127.0.0.1:{closed_port()}?from=w@example.com&to=o@example.com",
+    )
+    # One attempt: Apprise throttles each email target to one send per 5.5 s, and the
+    # failure logs we check are written on the first attempt.
+    config = NotifyConfig(targets=tuple(NotifyTarget(url=u, tags=("ops",)) for u in urls),
+                          retry=RetryBudget(attempts=1))
+    n = Notifier(config)
+    if apprise_debug:  # an operator turning Apprise's logger up: the redacting filter must still hold
+        caplog.set_level(logging.DEBUG, logger="apprise")
+    out = await n.deliver_with_retry(make_alert())
+    assert out.dead and len(out.failed_targets) == 2
+    dead = DeadLetter(alert=make_alert(), reason=out.reason, attempts=out.attempts,
+                      failed_targets=out.failed_targets, failed_at=NOW)
+    tested = {
+        "target repr": repr(config.targets[0]) + str(config.targets[1]),
+        "config repr": repr(config),
+        "format_results": format_results(list(out.results)),
+        "outcome": repr(out) + out.reason + " ".join(out.failed_targets),
+        "dead letter": encode(dead).decode(),
+        "logs": caplog.text + "".join(r.getMessage() for r in caplog.records),
+    }
+    for what, text in tested.items():
+        for secret in (PASSWORD, TOKEN, HEADER):
+            assert secret not in text, f"{what} leaks {secret}"
+    assert "json://alice:****@127.0.0.1" in tested["target repr"]
+    assert "Failed to send JSON POST notification" in tested["logs"]  # the logs were there to check
+    if apprise_debug:
+        assert "****" in caplog.text  # debug lines were emitted, with secrets replaced
+
+
+async def test_bad_url_is_a_config_error_without_the_secret() -> None:
+    with pytest.raises(ConfigError) as info:
+        Notifier(NotifyConfig(targets=(NotifyTarget(url=f"nosuchscheme://u:{PASSWORD}@host/x"),)))
+    assert "notify.targets[0].url" in str(info.value) and PASSWORD not in str(info.value)
+    assert repr(NotifyTarget(url=f"nosuchscheme://u:{PASSWORD}@h")) == "NotifyTarget(url='<redacted>', tags=())"
+
+
+def test_config_decodes_from_toml_shape() -> None:
+    raw = b'[[targets]]\nurl = "json://127.0.0.1/x"\ntags = ["ops"]\n[retry]\nattempts = 2\n'
+    cfg = msgspec.toml.decode(raw, type=NotifyConfig)
+    assert cfg.targets == (NotifyTarget(url="json://127.0.0.1/x", tags=("ops",)),)
+    assert cfg.retry == RetryBudget(attempts=2) and cfg.default_tags == ("default",)
+
+
+# -- notify test command -----------------------------------------------------------------------
+
+
+async def test_send_test_reports_each_target(sinks) -> None:
+    ok, bad, other = await sinks(), await sinks(fail_always=True), await sinks()
+    config = NotifyConfig(targets=(
+        NotifyTarget(url=ok.url("ok"), tags=("smoke",)),
+        NotifyTarget(url=bad.url("bad"), tags=("smoke",)),
+        NotifyTarget(url=other.url("other"), tags=("other",)),
+    ))
+    results = await send_test(config, "smoke")
+    assert format_results(results) == (
+        f"OK      json://127.0.0.1:{ok.port}/ok\n"
+        f"FAILED  json://127.0.0.1:{bad.port}/bad  [http_5xx] "
+        "Failed to send JSON POST notification: Internal server error., error=500."
+    )
+    assert ok.received[0].body["title"] == "watcher test notification" and other.attempts == 0
+    assert await send_test(config, "nobody") == []
+    assert format_results([]) == "no notification targets matched"
+
+
+# -- the retry decision (pure) -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "detail", "expected"),
+    [
+        ("SUCCESS", "", (False, "ok")),
+        ("TIMEOUT", "", (True, "timeout")),
+        ("ERROR", "TypeError", (False, "error")),
+        ("FAILURE", "Failed to send JSON POST notification: Internal server error., error=500.", (True, "http_5xx")),
+        ("FAILURE", "Failed to send Slack notification: Too Many Requests, error=429.", (True, "http_429")),
+        ("FAILURE", "Failed to send Discord notification: Unauthorized, error=401.", (False, "http_4xx")),
+        ("FAILURE", "A Connection error occurred sending JSON notification to 127.0.0.1.", (True, "connection")),
+        ("FAILURE", 'Connection error while submitting email to "127.0.0.1"', (True, "connection")),
+        ("FAILURE", "", (True, "failed")),
+    ],
+)
+def test_classify(status: str, detail: str, expected: tuple[bool, str]) -> None:
+    assert classify(TargetResult(target="t", ok=status == "SUCCESS", status=status, detail=detail)) == expected
+
+
+def test_backoff_is_exponential_capped_and_jittered() -> None:
+    b = RetryBudget(base_delay=1.0, max_delay=5.0)
+    assert [backoff_delay(n, b, rand=lambda: 0.0) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 2.5]
+    assert [backoff_delay(n, b, rand=lambda: 1.0) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 5.0]

@@ -1,0 +1,245 @@
+"""Send alerts through Apprise, one result per target, retrying only the targets that failed.
+
+Apprise 2.x returns an ``AppriseResult`` from ``notify``/``async_notify``: one ``NotifyResult``
+per service it dispatched (masked URL, status, and the warnings it logged per attempt). But
+one call over many services also applies Apprise's tag-priority escalation, and gives no
+handle back to the plugin object. So each target gets its own single-service ``Apprise``;
+a send is ``asyncio.gather`` over those, each ``await``-ing ``async_notify`` — which runs
+blocking plugins in Apprise's worker threads, so the event loop never blocks. Routing still
+uses Apprise's own tag logic (``Apprise.find``: OR of tags, ``always`` matches everything).
+
+A target's id is its masked URL (``#2``, ``#3`` appended to repeats); it is what callers
+persist to remember "already delivered", and what dead letters list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Callable, Collection, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import apprise
+
+from watcher.errors import ConfigError
+from watcher.events import Alert
+from watcher.notify import console as _console  # noqa: F401 (registers console://)
+from watcher.notify.config import NotifyConfig
+from watcher.notify.redact import guard_apprise_logging, known_secrets, mask_plugin, mask_url, redact, secrets_of
+from watcher.notify.render import render, sanitize
+from watcher.notify.retry import (
+    DeliveryOutcome,
+    DeliveryResult,
+    TargetResult,
+    backoff_delay,
+    classify,
+    format_results,
+)
+
+__all__ = [
+    "DeliveryOutcome", "DeliveryResult", "Notifier", "Target", "TargetResult",
+    "classify", "format_results", "notify_type_for", "send_test",
+]
+
+log = logging.getLogger(__name__)
+
+_DETAIL_LIMIT = 300
+
+
+def notify_type_for(alert: Alert) -> apprise.NotifyType:
+    """Severity → Apprise type (colour/icon per channel); a resolved alert is a success."""
+    if alert.kind == "resolved":
+        return apprise.NotifyType.SUCCESS
+    if alert.severity == "warning":
+        return apprise.NotifyType.WARNING
+    if alert.severity == "info":
+        return apprise.NotifyType.INFO
+    return apprise.NotifyType.FAILURE
+
+
+class Target:
+    """One loaded Apprise service: its id (masked URL), its tags, and a private sender."""
+
+    def __init__(self, target_id: str, plugin: Any, asset: apprise.AppriseAsset) -> None:
+        self.id = target_id
+        self.plugin = plugin
+        self.tags: frozenset[str] = frozenset(str(t) for t in getattr(plugin, "tags", ()) or ())
+        self.sender = apprise.Apprise(plugin, asset=asset)
+
+    def __repr__(self) -> str:
+        return f"Target({self.id!r}, tags={sorted(self.tags)!r})"
+
+
+class Notifier:
+    """Delivers :class:`~watcher.events.Alert` structs to the targets their tags route to."""
+
+    def __init__(self, config: NotifyConfig) -> None:
+        guard_apprise_logging()
+        self.config = config
+        self.asset = apprise.AppriseAsset(app_id="watcher", app_desc="Huawei Cloud job watcher")
+        loaded: list[tuple[Any, str | None]] = []
+        for i, target in enumerate(config.targets):
+            # Untagged targets get the default route, else nothing could ever reach them.
+            tags = list(target.tags or config.default_tags)
+            # Learn the URL's secrets before Apprise parses it: parsing logs (at DEBUG).
+            guard_apprise_logging(secrets_of(None, target.url))
+            plugin = apprise.Apprise.instantiate(target.url, asset=self.asset, tag=tags)
+            if plugin is None:
+                raise ConfigError(f"not a usable Apprise URL: {mask_url(target.url)}", key=f"notify.targets[{i}].url")
+            loaded.append((plugin, target.url))
+        if config.apprise_config:
+            loaded.extend((plugin, None) for plugin in self._load_apprise_config(config.apprise_config))
+        seen: dict[str, int] = {}
+        self.targets: tuple[Target, ...] = ()
+        for plugin, raw in loaded:
+            guard_apprise_logging(secrets_of(plugin, raw if raw is not None else _full_url(plugin)))
+            masked = mask_plugin(plugin)
+            seen[masked] = seen.get(masked, 0) + 1
+            target_id = masked if seen[masked] == 1 else f"{masked}#{seen[masked]}"
+            self.targets += (Target(target_id, plugin, self.asset),)
+        self._router = apprise.Apprise([t.plugin for t in self.targets], asset=self.asset)
+
+    def _load_apprise_config(self, path: str) -> list[Any]:
+        if not Path(path).is_file():
+            raise ConfigError("Apprise config file not found", file=path, key="notify.apprise_config")
+        plugins = apprise.AppriseConfig(paths=path, asset=self.asset).services()
+        if not plugins:
+            raise ConfigError("no usable notification URLs in Apprise config", file=path, key="notify.apprise_config")
+        return list(plugins)
+
+    # -- routing -------------------------------------------------------------------------
+
+    def find(self, tags: str | Iterable[str]) -> list[Target]:
+        """Targets matching any of ``tags`` (Apprise semantics), in config order."""
+        wanted = tags if isinstance(tags, str) else list(tags)
+        hits = {id(p) for p in self._router.find(wanted)}
+        return [t for t in self.targets if id(t.plugin) in hits]
+
+    def route(self, alert: Alert) -> list[Target]:
+        """The targets for ``alert``: its tags, or ``default_tags`` when the rule gave none."""
+        return self.find(alert.tags or self.config.default_tags)
+
+    def target_ids(self, alert: Alert) -> list[str]:
+        return [t.id for t in self.route(alert)]
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def send(
+        self,
+        targets: Collection[Target],
+        title: str,
+        body: str,
+        notify_type: apprise.NotifyType = apprise.NotifyType.INFO,
+        *,
+        timeout: float = 0,
+    ) -> list[TargetResult]:
+        """Send one already-rendered message to ``targets`` concurrently; one result each."""
+        return list(await asyncio.gather(*(self._send_one(t, title, body, notify_type, timeout) for t in targets)))
+
+    async def _send_one(
+        self, target: Target, title: str, body: str, notify_type: apprise.NotifyType, timeout: float
+    ) -> TargetResult:
+        started = time.monotonic()
+        try:
+            result = await target.sender.async_notify(
+                body=body, title=title, notify_type=notify_type,
+                body_format=apprise.NotifyFormat.TEXT, timeout=max(0.0, timeout),
+            )
+        except Exception as e:  # Apprise contains plugin errors; anything here is a bug, ours or its
+            # The exception text may quote the URL, so only its type leaves this function.
+            log.warning("notification to %s raised %s", target.id, type(e).__name__)
+            return TargetResult(target=target.id, ok=False, status="ERROR", detail=type(e).__name__,
+                                elapsed=time.monotonic() - started)
+        with result:
+            services = result.results
+            status = services[0].status.name if services else result.status.name
+            warnings = [entry.message for entry in result.logs()]
+        detail = sanitize(redact("; ".join(warnings), known_secrets()), _DETAIL_LIMIT)
+        return TargetResult(target=target.id, ok=status == "SUCCESS", status=status, detail=detail,
+                            elapsed=time.monotonic() - started)
+
+    async def deliver(self, alert: Alert) -> DeliveryResult:
+        """Send ``alert`` once to every routed target; no retries."""
+        title, body = render(alert, title_limit=self.config.title_limit, body_limit=self.config.body_limit)
+        results = await self.send(self.route(alert), title, body, notify_type_for(alert))
+        return DeliveryResult(results=tuple(results))
+
+    async def deliver_with_retry(
+        self,
+        alert: Alert,
+        already_ok: Collection[str] = frozenset(),
+        on_success: Callable[[str], None] | None = None,
+    ) -> DeliveryOutcome:
+        """Deliver ``alert`` to every routed target not in ``already_ok``, retrying only failures.
+
+        Retries stop when every target accepted, a target fails for a non-retryable reason,
+        ``retry.attempts`` sends were made, or the next wait would overrun ``budget_seconds``.
+        ``on_success(target_id)`` is called as each target accepts, so a caller can persist it.
+        """
+        budget = self.config.retry
+        routed = self.route(alert)
+        if not routed:
+            log.warning("alert %s matched no notification target (tags %s)", alert.key,
+                        list(alert.tags or self.config.default_tags))
+            return DeliveryOutcome(delivered=False, reason="no_route", attempts=0)
+        title, body = render(alert, title_limit=self.config.title_limit, body_limit=self.config.body_limit)
+        notify_type = notify_type_for(alert)
+        pending = [t for t in routed if t.id not in already_ok]
+        last: dict[str, TargetResult] = {}
+        sent: list[str] = []
+        attempts = 0
+        started = time.monotonic()
+        while pending:
+            attempts += 1
+            remaining = budget.budget_seconds - (time.monotonic() - started)
+            results = await self.send(pending, title, body, notify_type, timeout=max(remaining, 0.001))
+            retry: list[Target] = []
+            for target, result in zip(pending, results, strict=True):
+                last[target.id] = result
+                if result.ok:
+                    sent.append(target.id)
+                    if on_success is not None:
+                        on_success(target.id)
+                elif result.retryable:
+                    retry.append(target)
+            pending = retry
+            if not pending or attempts >= budget.attempts:
+                break
+            delay = backoff_delay(attempts, budget)
+            if time.monotonic() - started + delay >= budget.budget_seconds:
+                break
+            log.info("retrying %d target(s) of alert %s in %.2fs", len(pending), alert.key, delay)
+            await asyncio.sleep(delay)
+        failed = [r for r in last.values() if not r.ok]
+        if not failed:
+            return DeliveryOutcome(delivered=True, reason="delivered", attempts=attempts, sent=tuple(sent),
+                                   results=tuple(last.values()))
+        for r in failed:
+            log.warning("alert %s not delivered to %s: %s", alert.key, r.target, r.reason)
+        return DeliveryOutcome(
+            delivered=False, reason=classify(failed[0])[1], attempts=attempts,
+            failed_targets=tuple(r.target for r in failed), sent=tuple(sent), results=tuple(last.values()),
+        )
+
+
+def _full_url(plugin: Any) -> str | None:
+    """The plugin's unmasked URL — only to learn which strings to redact, never to print."""
+    try:
+        return str(plugin.url())
+    except Exception:
+        return None
+
+
+async def send_test(config: NotifyConfig, tag: str) -> list[TargetResult]:
+    """``watcher notify test --tag TAG``: a short test message to every target with ``tag``."""
+    notifier = Notifier(config)
+    now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    title = "watcher test notification"
+    body = (f"This is a test message from watcher on {socket.gethostname()} at {now} "
+            f"for targets tagged '{tag}'. If you can read it, alerts will reach you here.")
+    return await notifier.send(notifier.find(tag), sanitize(title, config.title_limit),
+                               sanitize(body, config.body_limit), apprise.NotifyType.INFO)

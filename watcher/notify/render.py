@@ -1,0 +1,147 @@
+"""Alert → (title, body) as plain text, and making untrusted text safe to send. Pure.
+
+Job fields (messages, names, error text) come from the cloud and from whoever named the
+desktop or volume, so every title and body goes through :func:`sanitize` before it leaves:
+
+* control characters (except newline and tab) and bidi overrides are removed — they
+  garble terminals and mail clients and can disguise text;
+* chat mentions are defused. We send ``body_format=TEXT`` and Apprise escapes per
+  channel: Slack gets ``<``/``>``/``&`` entity-escaped, HTML email gets HTML-escaped.
+  Discord is not escaped at all: a plain-text ``@everyone``/``@here`` in the content pings
+  the whole server, and ``<@id>``/``<@&id>`` ping users and roles. So we insert a zero-width
+  space (U+200B) after the ``@`` of ``@everyone``/``@here``/``@channel``/``@all`` and after
+  the ``<`` of ``<!…>``/``<@…>``/``<#…>`` — it renders the same, but no longer matches;
+* it is cut to a limit with a visible marker, because chat APIs reject long messages.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from watcher.events import Alert, JobEvent
+
+ZWSP = "\u200b"
+
+# C0/C1 controls except \t and \n, DEL, and the bidi embedding/override/isolate marks.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_AT_MENTION = re.compile(r"@(?=(?:everyone|here|channel|all|group)\b)", re.IGNORECASE)
+_BRACKET_MENTION = re.compile(r"<(?=[!@#])")
+
+_LABEL_WIDTH = 10
+
+
+def strip_controls(text: str) -> str:
+    """``text`` without control characters other than newline and tab (CRLF becomes LF)."""
+    return _CONTROLS.sub("", text.replace("\r\n", "\n"))
+
+
+def neutralize_mentions(text: str) -> str:
+    """``text`` with Slack/Discord mention syntax broken by a zero-width space."""
+    return _BRACKET_MENTION.sub("<" + ZWSP, _AT_MENTION.sub("@" + ZWSP, text))
+
+
+def truncate(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, ending in "… (truncated, N more characters)"."""
+    if len(text) <= limit:
+        return text
+    keep = limit
+    for _ in range(3):  # the marker's length depends on N, which depends on the marker
+        marker = f"… (truncated, {len(text) - keep} more characters)"
+        keep = max(0, limit - len(marker))
+    marker = f"… (truncated, {len(text) - keep} more characters)"
+    return (text[:keep] + marker) if len(marker) <= limit else text[:limit]
+
+
+def sanitize(text: str, limit: int) -> str:
+    """Untrusted text made safe to send: controls stripped, mentions defused, cut to ``limit``."""
+    return truncate(neutralize_mentions(strip_controls(text)), limit)
+
+
+def short_id(value: str, keep: int = 4) -> str:
+    """``0bec…`` for long ids, so a title stays readable; the body carries the full id."""
+    return value if len(value) <= keep + 1 else value[:keep] + "…"
+
+
+def iso_utc(value: datetime) -> str:
+    """``2026-11-23T12:00:00Z``; a naive time is taken to be UTC already."""
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _headline(alert: Alert) -> str:
+    event = alert.event
+    if alert.kind == "resolved":
+        return "RESOLVED"
+    return event.status.upper() if event.phase == "other" else event.phase.upper()
+
+
+def default_title(alert: Alert) -> str:
+    """``[FAILED] createDesktops in project 0bec… (cn-north-4)``."""
+    event = alert.event
+    job = event.job_type or f"{event.source} job"
+    return f"[{_headline(alert)}] {job} in project {short_id(event.project_id)} ({event.region})"
+
+
+def _pair(name: str | None, ident: str | None) -> str | None:
+    if name and ident and name != ident:
+        return f"{name} ({ident})"
+    return name or ident
+
+
+def _status_line(event: JobEvent) -> str:
+    line = f"{event.prev_status or '(new)'} → {event.status}"
+    # The phase helps when the API's word is opaque ("0", "FINISH"); "other" says nothing.
+    if event.phase != "other" and event.status.upper() != event.phase.upper():
+        line += f" ({event.phase})"
+    if event.change == "vanished":
+        line += ", no longer listed by the API"
+    return line
+
+
+def default_lines(alert: Alert) -> list[tuple[str, str]]:
+    """The labelled facts of the default body, in display order; empty facts are left out."""
+    e, ent = alert.event, alert.event.entities
+    error = ": ".join(x for x in (e.error_code, e.message) if x)
+    job_id = e.job_id + (f" (parent {e.parent_job_id})" if e.parent_job_id else "")
+    volume = _pair(ent.volume_name, ent.volume_id)
+    if volume and ent.size_gb is not None:
+        volume += f", {ent.size_gb} GB"
+    counts = e.counts
+    rows: list[tuple[str, str | None]] = [
+        ("Job", f"{e.job_type or '-'} ({e.source})"),
+        ("Status", _status_line(e)),
+        ("Project", e.project_id),
+        ("Region", e.region),
+        ("Job ID", job_id),
+        ("Began", iso_utc(e.begin_time) if e.begin_time else None),
+        ("Ended", iso_utc(e.end_time) if e.end_time else None),
+        ("Error", error or None),
+        ("Desktop", _pair(ent.desktop_name, ent.desktop_id)),
+        ("User", ent.user_name),
+        ("Pool", _pair(ent.desktop_pool_name, ent.desktop_pool_id)),
+        ("Volume", volume),
+        ("Resource", _pair(ent.resource_name, ent.resource_id)),
+        ("Scripts", ", ".join(ent.scripts) or None),
+        ("Tasks", f"{counts.success} succeeded, {counts.failed} failed, {counts.skipped} skipped" if counts else None),
+        ("Seen", f"{alert.count} times" if alert.count > 1 else None),
+        ("Rule", f"{alert.rule} ({alert.severity})"),
+    ]
+    return [(label, value) for label, value in rows if value]
+
+
+def default_body(alert: Alert) -> str:
+    """Plain-text body: one ``Label:    value`` line per fact, readable in Slack and email."""
+    lines = [f"{label + ':':<{_LABEL_WIDTH}}{value}" for label, value in default_lines(alert)]
+    if alert.kind == "resolved":
+        lines.insert(0, f"Resolved: {alert.event.job_type or 'the job'} is now {alert.event.status}.")
+    return "\n".join(lines)
+
+
+def render(alert: Alert, *, title_limit: int = 250, body_limit: int = 4000) -> tuple[str, str]:
+    """The (title, body) to send: the rule's text, or the default, sanitized and cut to limits."""
+    title = alert.title or default_title(alert)
+    body = alert.body or default_body(alert)
+    # A title is one line everywhere (mail Subject, chat headline).
+    title = " ".join(strip_controls(title).split())
+    return sanitize(title, title_limit), sanitize(body, body_limit)
