@@ -1,0 +1,257 @@
+"""The Faust app: topics, tables, agents. The only module tree that imports Faust.
+
+Data flow (every arrow is a Kafka topic, every box keeps its state in Kafka)::
+
+    leader timer --ticks(key=target)--> [poll agent] --events(key=job)--> [rules agent]
+        --alerts(key=alert key)--> [notify agent] --(undeliverable)--> dlq
+    track topic --> [track agent] --ticks--> poll agent
+
+Scale-out is the consumer group's: a target's ticks always go to one partition, so the
+worker owning that partition is the only one polling it, and its poll state (tables
+co-partitioned with the ticks topic) moves with the partition when a worker dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import msgspec
+
+from watcher import events as ev
+from watcher.config import Config
+from watcher.poller.diff import JobState
+from watcher.poller.loop import Intervals, poll_target
+from watcher.poller.schedule import TargetState
+from watcher.sources.base import Target
+
+log = logging.getLogger("watcher.app")
+
+
+class Tick(msgspec.Struct, frozen=True, kw_only=True):
+    """Asks the owner of a target's partition to poll it if due (and to track new job ids)."""
+
+    target_id: str
+    track: tuple[str, ...] = ()
+    force: bool = False
+
+
+_tick_enc = msgspec.json.Encoder()
+_tick_dec = msgspec.json.Decoder(Tick)
+_state_dec = msgspec.json.Decoder(TargetState)
+_job_dec = msgspec.json.Decoder(JobState)
+
+
+def partition_for(target_id: str, partitions: int) -> int:
+    """Stable across processes and restarts (unlike hash())."""
+    return zlib.crc32(target_id.encode()) % partitions
+
+
+class TableStore:
+    """PollStore over two Faust tables, writing the changelog of one known partition."""
+
+    def __init__(self, targets: Any, jobs: Any, partition: int) -> None:
+        self.targets, self.jobs, self.partition = targets, jobs, partition
+
+    def target_state(self, target_id: str) -> TargetState | None:
+        raw = self.targets.get(target_id)
+        return _state_dec.decode(raw) if raw else None
+
+    def job_state(self, target_id: str, job_id: str) -> JobState | None:
+        raw = self.jobs.get(f"{target_id}|{job_id}")
+        return _job_dec.decode(raw) if raw else None
+
+    def _put(self, table: Any, key: str, value: str) -> None:
+        table.data[key] = value
+        table.send_changelog(self.partition, key, value)
+
+    def put_target_state(self, target_id: str, state: TargetState) -> None:
+        self._put(self.targets, target_id, _tick_enc.encode(state).decode())
+
+    def put_job_state(self, target_id: str, job_id: str, state: JobState) -> None:
+        self._put(self.jobs, f"{target_id}|{job_id}", _tick_enc.encode(state).decode())
+
+
+def faust_settings(config: Config, broker_url: str, embedded: bool) -> dict[str, Any]:
+    settings: dict[str, Any] = dict(
+        broker=broker_url,
+        store="memory://",
+        web_enabled=config.app.web_port > 0,
+        web_port=config.app.web_port or 6066,
+        web_host="127.0.0.1",
+        topic_partitions=config.broker.partitions,
+        topic_replication_factor=1,
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_every=1,
+        broker_commit_interval=0.5,
+        stream_wait_empty=False,
+        producer_acks=-1,
+    )
+    if embedded:
+        from watcher.app.broker import FAUST_SETTINGS_FOR_TANSU
+
+        settings.update(FAUST_SETTINGS_FOR_TANSU)
+    return settings
+
+
+def build_app(
+    config: Config,
+    broker_url: str,
+    *,
+    embedded: bool = False,
+    client: Any = None,
+    notifier: Any = None,
+    ruleset: Any = None,
+) -> faust.App:
+    """Wire the whole pipeline for one worker process; ``client``/``notifier``/``ruleset`` built if None."""
+    from watcher.app.components import build_components
+
+    comps = build_components(config, client=client, notifier=notifier, ruleset=ruleset)
+    prefix = config.broker.topic_prefix
+    n = config.broker.partitions
+    app = faust.App(config.app.id, **faust_settings(config, broker_url, embedded))
+    raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    ticks = app.topic(f"{prefix}.ticks", partitions=n, **raw)
+    events_topic = app.topic(f"{prefix}.events", partitions=n, **raw)
+    alerts_topic = app.topic(f"{prefix}.alerts", partitions=n, **raw)
+    dlq_topic = app.topic(f"{prefix}.dlq", partitions=n, **raw)
+    track_topic = app.topic(f"{prefix}.track", partitions=n, **raw)
+
+    table_kw = dict(partitions=n, key_type=str, value_type=str)  # json-serialized strings both ways
+    poll_targets = app.Table(f"{prefix}-poll-targets", default=None, **table_kw)
+    poll_jobs = app.Table(f"{prefix}-poll-jobs", default=None, **table_kw)
+    delivered = app.Table(f"{prefix}-delivered", default=None, **table_kw)
+
+    app.watcher_topics = {  # type: ignore[attr-defined]
+        **{t.get_topic_name(): n for t in (ticks, events_topic, alerts_topic, dlq_topic, track_topic)},
+        **{tb.changelog_topic.get_topic_name(): n for tb in (poll_targets, poll_jobs, delivered)},
+    }
+    targets: dict[str, Target] = {t.id: t for t in config.targets()}
+    intervals = Intervals(fast=config.seconds(config.poll.fast), idle=config.seconds(config.poll.idle))
+    inflight: set[str] = set()
+    app.watcher_components = comps  # type: ignore[attr-defined]
+    app.watcher_targets = targets  # type: ignore[attr-defined]
+
+    async def publish(batch: Sequence[ev.JobEvent]) -> None:
+        futs = [await events_topic.send(key=e.job_key.encode(), value=ev.encode(e)) for e in batch]
+        await asyncio.gather(*futs)  # broker acks before poll state moves on
+
+    @app.timer(config.seconds(config.poll.tick), on_leader=True)
+    async def schedule_ticks() -> None:
+        for tid in targets:
+            await ticks.send(key=tid.encode(), value=_tick_enc.encode(Tick(target_id=tid)), partition=partition_for(tid, n))
+
+    @app.agent(ticks, concurrency=8)
+    async def poll(stream: Any) -> None:
+        async for event in stream.events():
+            tick = _tick_dec.decode(event.value)
+            target = targets.get(tick.target_id)
+            if target is None or tick.target_id in inflight:
+                continue
+            inflight.add(tick.target_id)
+            try:
+                store = TableStore(poll_targets, poll_jobs, event.message.partition)
+                outcome = await poll_target(
+                    target, comps.source(target.source), comps.client, store, publish,
+                    intervals=intervals, track=tick.track, force=tick.force,
+                )
+                if outcome.polled:
+                    comps.stats.polls += 1
+                    comps.stats.events += outcome.events
+            except Exception:  # never let one target kill the agent
+                log.exception("poll of %s crashed", tick.target_id)
+            finally:
+                inflight.discard(tick.target_id)
+
+    @app.agent(track_topic)
+    async def track(stream: Any) -> None:
+        async for value in stream:
+            try:
+                req = ev.decode(value)
+            except (msgspec.DecodeError, msgspec.ValidationError) as e:
+                log.warning("ignored a malformed track request: %s", e)
+                continue
+            if not isinstance(req, ev.TrackRequest):
+                continue
+            tid = comps.target_for(req, targets)
+            if tid is None:
+                log.warning(
+                    "cannot track %s job %s: no [[watch]] for source=%s region=%s project=%s in the config",
+                    req.source, req.job_id, req.source, req.region, req.project_id,
+                )
+                continue
+            tick = Tick(target_id=tid, track=(req.job_id,), force=True)
+            await ticks.send(key=tid.encode(), value=_tick_enc.encode(tick), partition=partition_for(tid, n))
+
+    @app.agent(events_topic)
+    async def evaluate(stream: Any) -> None:
+        async for value in stream:
+            try:
+                record = ev.decode(value)
+            except (msgspec.DecodeError, msgspec.ValidationError) as e:
+                log.warning("ignored a malformed event: %s", e)
+                continue
+            if not isinstance(record, ev.JobEvent):
+                continue
+            now = datetime.now(UTC)
+            for alert in comps.ruleset().evaluate(record, now):
+                comps.stats.fired += 1
+                await alerts_topic.send(key=alert.key.encode(), value=ev.encode(alert))
+
+    @app.agent(alerts_topic, concurrency=4)
+    async def notify(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                alert = ev.decode(event.value)
+            except (msgspec.DecodeError, msgspec.ValidationError) as e:
+                log.warning("ignored a malformed alert: %s", e)
+                continue
+            if not isinstance(alert, ev.Alert) or alert.key in inflight:
+                continue
+            inflight.add(alert.key)
+            try:
+                await deliver_once(alert, event.message.partition)
+            finally:
+                inflight.discard(alert.key)
+
+    async def deliver_once(alert: ev.Alert, partition: int) -> None:
+        """Deliver to each routed target once: per-target marks survive a crash mid-alert."""
+        done_key = f"{alert.key}|*"
+        if delivered.get(done_key):
+            comps.stats.deduped += 1
+            return
+        prefix_ = f"{alert.key}|"
+        already = {k[len(prefix_):] for k in comps.notifier.target_ids(alert) if delivered.get(prefix_ + k)}
+
+        def mark(target_id: str) -> None:
+            delivered.data[prefix_ + target_id] = "1"
+            delivered.send_changelog(partition, prefix_ + target_id, "1")
+
+        outcome = await comps.notifier.deliver_with_retry(alert, already_ok=already, on_success=mark)
+        if outcome.delivered:
+            delivered.data[done_key] = "1"
+            delivered.send_changelog(partition, done_key, "1")
+            comps.stats.sent += 1
+            comps.on_delivered(alert)
+        else:
+            dead = ev.DeadLetter(
+                alert=alert, reason=outcome.reason, attempts=outcome.attempts,
+                failed_targets=tuple(outcome.failed_targets), failed_at=datetime.now(UTC),
+            )
+            await dlq_topic.send(key=alert.key.encode(), value=ev.encode(dead))
+            delivered.data[done_key] = "dead"
+            delivered.send_changelog(partition, done_key, "dead")
+            comps.stats.dead += 1
+            log.error("alert %s dead-lettered: %s", alert.key, outcome.reason)
+        await app.producer.flush()  # shrink the window in which a crash could resend
+
+    app.watcher_started = time.time()  # type: ignore[attr-defined]
+    return app

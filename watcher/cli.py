@@ -1,0 +1,184 @@
+"""Command line: parses arguments, then calls into the package. No logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+
+from watcher.errors import WatcherError
+
+EPILOG = """\
+Secrets come from the environment, never from the config file or the command line:
+HUAWEICLOUD_SDK_AK / HUAWEICLOUD_SDK_SK (and HUAWEICLOUD_SDK_SECURITY_TOKEN), or an IAM
+token in HUAWEICLOUD_SDK_TOKEN. With no [broker] url, an embedded in-memory Tansu broker is
+started (demos, development, tests); set [broker] url = "kafka://host:9092" for real Kafka.
+"""
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": round(record.created, 3),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("aiokafka", "faust", "mode", "apprise", "httpx", "httpcore", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from watcher.app.runner import run_worker
+    from watcher.config import load_config
+
+    config = load_config(args.config)
+    return run_worker(config, loglevel=args.log_level)
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from watcher.config import load_config
+    from watcher.rules.check import check_files
+
+    config = load_config(args.config)
+    errors = check_files(list(config.rules.files))
+    for e in errors:
+        print(e, file=sys.stderr)
+    if not errors:
+        print(f"{args.config}: ok ({len(config.targets())} targets, {len(config.rules.files)} rule files)")
+    return 1 if errors else 0
+
+
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    from watcher.rules.check import check_files
+
+    errors = check_files(args.files)
+    for e in errors:
+        print(e, file=sys.stderr)
+    if not errors:
+        print(f"ok: {len(args.files)} file(s)")
+    return 1 if errors else 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from watcher.simulator.server import run
+
+    run(args.port, args.scenario)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from watcher.demo import run_demo
+
+    return run_demo(duration=args.duration, log_level=args.log_level)
+
+
+def cmd_notify_test(args: argparse.Namespace) -> int:
+    from watcher.config import load_config
+    from watcher.notify.deliver import format_results, send_test
+
+    config = load_config(args.config)
+    results = asyncio.run(send_test(config.notify, args.tag))
+    print(format_results(results))
+    return 0 if results and all(r.ok for r in results) else 1
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    from watcher.app.track import send_track_request
+    from watcher.config import load_config
+
+    config = load_config(args.config)
+    region = args.region or next((w.region for w in config.watch if w.source == args.source), None)
+    if region is None:
+        raise WatcherError(f"no [[watch]] for source {args.source!r} in {args.config}; pass --region")
+    asyncio.run(send_track_request(config, args.source, region, args.project, args.job_id))
+    print(f"tracking {args.source} job {args.job_id} in {region}/{args.project}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="watcher",
+        description="Watch Huawei Cloud asynchronous jobs and alert the moment one goes wrong.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
+    p.add_argument("--log-format", default="text", choices=["text", "json"], help="log line format")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("run", help="run pollers, rule processors and the notifier (one worker)")
+    s.add_argument("--config", required=True, help="TOML config file")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("demo", help="everything on this machine: embedded broker, simulator, sinks, alerts")
+    s.add_argument("--duration", type=float, default=None, help="stop after this many seconds and print a summary")
+    s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("simulate", help="serve the five Huawei job APIs locally on 127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--scenario", default=None, help="scenario YAML (default: the demo scenario)")
+    s.set_defaults(func=cmd_simulate)
+
+    s = sub.add_parser("track", help="follow a by-id job (evs, appjob) until it ends")
+    s.add_argument("source", choices=["evs", "appjob"])
+    s.add_argument("job_id")
+    s.add_argument("--project", required=True)
+    s.add_argument("--region", default=None, help="default: the region of the first matching [[watch]]")
+    s.add_argument("--config", required=True)
+    s.set_defaults(func=cmd_track)
+
+    cfg = sub.add_parser("config", help="config tools").add_subparsers(dest="sub", required=True, metavar="SUB")
+    s = cfg.add_parser("check", help="validate a config file and its rule files")
+    s.add_argument("config")
+    s.set_defaults(func=cmd_config_check)
+
+    rules = sub.add_parser("rules", help="rule tools").add_subparsers(dest="sub", required=True, metavar="SUB")
+    s = rules.add_parser("check", help="check rule files; errors as file:line:col: message")
+    s.add_argument("files", nargs="+")
+    s.set_defaults(func=cmd_rules_check)
+
+    notify = sub.add_parser("notify", help="notification tools").add_subparsers(dest="sub", required=True, metavar="SUB")
+    s = notify.add_parser("test", help="send a test message to the targets with a tag; print per-target results")
+    s.add_argument("--tag", required=True)
+    s.add_argument("--config", required=True)
+    s.set_defaults(func=cmd_notify_test)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level, args.log_format)
+    started = time.monotonic()
+    try:
+        return int(args.func(args) or 0)
+    except WatcherError as e:
+        print(f"watcher: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        logging.getLogger("watcher").debug("%s took %.1fs", args.command, time.monotonic() - started)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
