@@ -25,6 +25,7 @@ class BrokerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     url: str = ""  # "" -> start the embedded Tansu broker (in-memory; demos, development, tests)
     topic_prefix: str = "watcher"
     partitions: int = 8
+    session_timeout: str = "10s"  # how long a dead worker holds its partitions before others take over
     tansu: bool = False  # the url points at a Tansu broker: apply its workarounds (set for you when embedded)
 
 
@@ -99,26 +100,62 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
 
 _DURATION_KEYS = {
+    "broker": ("session_timeout",),
     "cloud": ("connect_timeout", "read_timeout", "retry_budget"),
     "poll": ("fast", "idle", "tick"),
 }
 
 _PATH = re.compile(r"at `\$\.([^`]*)`")
+_TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
+_SEGMENT = re.compile(r"([^.\[\]]+)(?:\[(\d+)\])?")
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]*?)\s*\]\]?")
 
 
 def _line_of(text: str, dotted: str) -> int | None:
-    """Best effort: the line where the last key of a dotted path is assigned."""
-    last = re.sub(r"\[\d+\]", "", dotted).split(".")[-1]
-    if not last:
+    """Best effort: the line of a dotted key (``watch[1].source``), else of its table's header.
+
+    Array-of-tables indexes pick the n-th ``[[header]]``, so an error in the second
+    ``[[watch]]`` points into that table, not the first.
+    """
+    segments = [(name, int(i) if i else None) for name, i in _SEGMENT.findall(dotted)]
+    if not segments:
         return None
-    pat = re.compile(rf"^\s*{re.escape(last)}\s*=|^\s*\[+\s*[\w.]*{re.escape(last)}\s*\]+", re.M)
-    m = pat.search(text)
-    return text.count("\n", 0, m.start()) + 1 if m else None
+    lines = text.splitlines()
+    headers = [(n, m.group(1).replace(" ", "")) for n, line in enumerate(lines) if (m := _HEADER.match(line))]
+    start, end, found_header = 0, len(lines), None
+    table = ""
+    for name, index in segments[:-1]:
+        table = f"{table}.{name}" if table else name
+        matches = [n for n, h in headers if h == table and n >= start]
+        if index is not None:
+            matches = matches[index : index + 1]
+        if matches:
+            start = found_header = matches[0]
+            end = next((n for n, _ in headers if n > start), len(lines))
+    last, last_index = segments[-1]
+    table = f"{table}.{last}" if table else last
+    key = re.compile(rf"^\s*(?:[\w\-\"]+\s*\.\s*)*\"?{re.escape(last)}\"?\s*=")
+    inline = re.compile(rf"[{{,]\s*\"?{re.escape(last)}\"?\s*=")
+    for pat in (key, inline):
+        for n in range(start, end):
+            if pat.search(lines[n]):
+                return n + 1
+    tables = [n for n, h in headers if h == table]
+    if last_index is not None:
+        tables = tables[last_index : last_index + 1]
+    if tables:
+        return tables[0] + 1
+    return found_header + 1 if found_header is not None else None
 
 
 def parse_config(text: str, file: str = "<config>") -> Config:
+    """Decode and validate a config; every problem is a ConfigError naming file, key and line."""
     try:
-        cfg = msgspec.toml.decode(text.encode(), type=Config)
+        data = text.encode()
+    except UnicodeEncodeError as e:
+        raise ConfigError(f"not valid UTF-8 text: {e.reason}", file=file) from None
+    try:
+        cfg = msgspec.toml.decode(data, type=Config)
     except msgspec.ValidationError as e:
         msg = str(e)
         m = _PATH.search(msg)
@@ -129,7 +166,13 @@ def parse_config(text: str, file: str = "<config>") -> Config:
         reason = _PATH.sub("", msg).strip(" -")
         raise ConfigError(reason, file=file, key=key, line=_line_of(text, key or "")) from None
     except msgspec.DecodeError as e:
-        raise ConfigError(f"not valid TOML: {e}", file=file) from None
+        msg = str(e)
+        at = _TOML_AT.search(msg)
+        line = int(at.group(1)) if at else None
+        reason = _TOML_AT.sub("", msg) + (f" (column {at.group(2)})" if at else "")
+        raise ConfigError(f"not valid TOML: {reason}", file=file, line=line) from None
+    except RecursionError:
+        raise ConfigError("not valid TOML: nested too deeply", file=file) from None
     _validate(cfg, text, file)
     return msgspec.structs.replace(cfg, path=file)
 

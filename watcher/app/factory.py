@@ -93,6 +93,8 @@ def faust_settings(config: Config, broker_url: str, embedded: bool) -> dict[str,
         broker_commit_interval=0.5,
         stream_wait_empty=False,
         producer_acks=-1,
+        broker_session_timeout=config.seconds(config.broker.session_timeout),
+        broker_heartbeat_interval=max(0.5, config.seconds(config.broker.session_timeout) / 6),
     )
     if embedded:
         from watcher.app.broker import FAUST_SETTINGS_FOR_TANSU
