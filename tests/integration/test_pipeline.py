@@ -84,7 +84,7 @@ async def test_scenario_transitions_exactly_across_a_poller_restart(broker, tmp_
             sim.set_time(at)
             seen_instants.append(at)
             want = observed(transitions, seen_instants)
-            await wait_for(lambda: rows(collector.records) >= want, 90, f"transitions up to t={at}", worker)
+            await wait_for(lambda want=want: rows(collector.records) >= want, 90, f"transitions up to t={at}", worker)
         await asyncio.sleep(3)  # anything extra (a duplicate, a bogus vanish) would arrive now
         got = rows(collector.records)
         want = observed(transitions, seen_instants)
