@@ -544,7 +544,7 @@ async def test_malformed_body_names_api_project_and_path(source: str, body: Any,
 @pytest.mark.parametrize("source", ["workspace", "workspaceapp", "appjob-v1", "appjob-v2", "script", "evs"])
 async def test_non_json_body_is_malformed(source: str):
     src, t, active, _ = _single(source, "RUNNING")
-    with pytest.raises(MalformedResponse, match="response is not JSON"):
+    with pytest.raises(MalformedResponse, match="malformed .* response, not JSON"):
         await src.fetch(FakeClient(handler=lambda p, q: b"<html>502 Bad Gateway</html>"), t, active)
 
 

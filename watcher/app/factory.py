@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 import time
 import zlib
 from collections.abc import Sequence
@@ -82,6 +83,8 @@ def faust_settings(config: Config, broker_url: str, embedded: bool) -> dict[str,
     settings: dict[str, Any] = dict(
         broker=broker_url,
         store="memory://",
+        # State lives in Kafka; Faust's data dir only holds scratch files, never in the cwd.
+        datadir=tempfile.mkdtemp(prefix="watcher-faust-"),
         web_enabled=config.app.web_port > 0,
         web_port=config.app.web_port or 6066,
         web_host="127.0.0.1",

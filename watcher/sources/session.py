@@ -35,7 +35,7 @@ def decode(body: bytes, type: type[T], *, api: str, project_id: str) -> T:
     except msgspec.ValidationError as e:
         raise MalformedResponse(f"malformed {api} response: {e}", api=api, project_id=project_id) from e
     except msgspec.DecodeError as e:
-        raise MalformedResponse(f"{api} response is not JSON: {e}", api=api, project_id=project_id) from e
+        raise MalformedResponse(f"malformed {api} response, not JSON: {e}", api=api, project_id=project_id) from e
 
 
 class Session:
