@@ -55,10 +55,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from watcher.config import load_config
+    from watcher.config import check_notify_targets, load_config
     from watcher.rules.check import check_files
 
     config = load_config(args.config)
+    check_notify_targets(config)
     errors = check_files(list(config.rules.files))
     for e in errors:
         print(e, file=sys.stderr)
@@ -68,20 +69,19 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
-    from watcher.rules.check import check_files
+    from watcher.rules.check import run
 
-    errors = check_files(args.files)
-    for e in errors:
-        print(e, file=sys.stderr)
-    if not errors:
-        print(f"ok: {len(args.files)} file(s)")
-    return 1 if errors else 0
+    code, lines = run(args.files)  # 0 ok, 1 errors, 2 a path that does not exist
+    for line in lines[:-1]:
+        print(line, file=sys.stderr)
+    print(lines[-1], file=sys.stdout if code == 0 else sys.stderr)
+    return code
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from watcher.simulator.server import run
 
-    run(args.port, args.scenario)
+    run(args.port, args.scenario, host=args.host)
     return 0
 
 
@@ -121,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
+    p.add_argument(
+        "--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR (default INFO; WARNING for `demo`)"
+    )
     p.add_argument("--log-format", default="text", choices=["text", "json"], help="log line format")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -133,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--duration", type=float, default=None, help="stop after this many seconds and print a summary")
     s.set_defaults(func=cmd_demo)
 
-    s = sub.add_parser("simulate", help="serve the five Huawei job APIs locally on 127.0.0.1")
+    s = sub.add_parser("simulate", help="serve the five Huawei job APIs locally (a stand-in for the cloud)")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 in a container)")
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--scenario", default=None, help="scenario YAML (default: the demo scenario)")
     s.set_defaults(func=cmd_simulate)
@@ -147,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_track)
 
     cfg = sub.add_parser("config", help="config tools").add_subparsers(dest="sub", required=True, metavar="SUB")
-    s = cfg.add_parser("check", help="validate a config file and its rule files")
+    s = cfg.add_parser("check", help="validate a config file, its rule files and its notification URLs")
     s.add_argument("config")
     s.set_defaults(func=cmd_config_check)
 
@@ -166,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.log_level is None:
+        args.log_level = "WARNING" if args.command == "demo" else "INFO"
     setup_logging(args.log_level, args.log_format)
     started = time.monotonic()
     try:

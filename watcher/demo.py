@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
+import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -61,6 +61,11 @@ def demo_config(sim_url: str, projects: list[str], job_ids: dict[str, list[str]]
 
 
 def run_demo(duration: float | None = None, log_level: str = "WARNING") -> int:
+    """Block until Ctrl-C (or ``duration`` seconds), then print a summary."""
+    import logging
+
+    for noisy in ("mail.log", "aiohttp.access", "watcher.simulator"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     from watcher.app.runner import run_worker
     from watcher.notify.config import NotifyConfig, NotifyTarget
     from watcher.simulator import DEFAULT_AK, DEFAULT_SK
@@ -114,11 +119,9 @@ def run_demo(duration: float | None = None, log_level: str = "WARNING") -> int:
                 import asyncio
 
                 await asyncio.sleep(duration)
-                threading.Thread(target=lambda: None).start()
                 app_ref["stopped_by_timer"] = True
-                await app.stop()
-                # mode's Worker waits for its own stop; make it return
-                os.kill(os.getpid(), 2)
+                # stop the way Ctrl-C does, so the worker shuts down in order
+                os.kill(os.getpid(), signal.SIGINT)
 
     try:
         run_worker(config, loglevel=log_level, on_app=on_app)
