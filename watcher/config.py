@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
 
@@ -44,6 +44,9 @@ class PollConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     tick: str = "1s"  # how often the scheduler checks which targets are due
 
 
+ApiVersion = Literal["v1", "v2"]  # appjob: "v1" is the deprecated integer-status API
+
+
 class WatchConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One [[watch]] table: a source in some projects of one region, with its filter."""
 
@@ -54,7 +57,7 @@ class WatchConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     statuses: tuple[str, ...] = ()
     desktop_pool_id: str | None = None
     job_ids: tuple[str, ...] = ()
-    api_version: Literal["v1", "v2"] = "v2"
+    api_version: ApiVersion = "v2"
 
 
 class RulesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -106,6 +109,8 @@ _DURATION_KEYS = {
 }
 
 _PATH = re.compile(r"at `\$\.([^`]*)`")
+#: The choices of each Literal field, so a bad value's message says what was expected.
+_CHOICES: dict[str, tuple[str, ...]] = {"api_version": get_args(ApiVersion)}
 _TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 _SEGMENT = re.compile(r"([^.\[\]]+)(?:\[(\d+)\])?")
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]*?)\s*\]\]?")
@@ -122,7 +127,9 @@ def _line_of(text: str, dotted: str) -> int | None:
         return None
     lines = text.splitlines()
     headers = [(n, m.group(1).replace(" ", "")) for n, line in enumerate(lines) if (m := _HEADER.match(line))]
-    start, end, found_header = 0, len(lines), None
+    start, found_header = 0, None
+    # A top-level key sits above the first header; a nested one is narrowed below.
+    end = headers[0][0] if headers and len(segments) == 1 else len(lines)
     table = ""
     for name, index in segments[:-1]:
         table = f"{table}.{name}" if table else name
@@ -164,11 +171,14 @@ def parse_config(text: str, file: str = "<config>") -> Config:
             fld = re.search(r"unknown field `([^`]*)`", msg)
             key = f"{key}.{fld.group(1)}" if key and fld else (fld.group(1) if fld else key)
         reason = _PATH.sub("", msg).strip(" -")
+        choices = _CHOICES.get((key or "").rsplit(".", 1)[-1])
+        if choices and reason.startswith("Invalid enum value"):
+            reason += f"; expected {' or '.join(repr(c) for c in choices)}"
         raise ConfigError(reason, file=file, key=key, line=_line_of(text, key or "")) from None
     except msgspec.DecodeError as e:
         msg = str(e)
         at = _TOML_AT.search(msg)
-        line = int(at.group(1)) if at else None
+        line = int(at.group(1)) if at else (text.count("\n") + 1 if "end of document" in msg else None)
         reason = _TOML_AT.sub("", msg) + (f" (column {at.group(2)})" if at else "")
         raise ConfigError(f"not valid TOML: {reason}", file=file, line=line) from None
     except RecursionError:
@@ -200,6 +210,29 @@ def _validate(cfg: Config, text: str, file: str) -> None:
     for svc in cfg.cloud.endpoints:
         if svc not in ("workspace", "workspaceapp", "evs"):
             fail(f"cloud.endpoints.{svc}", "unknown service; expected workspace, workspaceapp or evs")
+
+
+def check_notify_targets(cfg: Config, text: str | None = None) -> None:
+    """Raise ConfigError for the first ``[[notify.targets]]`` url that Apprise cannot use.
+
+    Not part of :func:`parse_config`: it loads Apprise and its plugins, which ``watcher
+    config check`` can afford and the hot paths need not pay twice (the notifier checks again
+    when it starts). The message shows the URL's scheme only: the rest may be a secret.
+    """
+    from watcher.notify.redact import REDACTED, mask_url
+
+    if text is None:
+        try:
+            text = Path(cfg.path).read_text() if cfg.path else ""
+        except OSError:
+            text = ""
+    for i, target in enumerate(cfg.notify.targets):
+        if mask_url(target.url) == REDACTED:
+            key = f"notify.targets[{i}].url"
+            scheme = target.url.split("://", 1)[0] if "://" in target.url else ""
+            what = f"unknown scheme {scheme + '://'!r} or malformed URL" if scheme else "no scheme:// in the URL"
+            raise ConfigError(f"not a usable Apprise URL ({what})", file=cfg.path or None, key=key,
+                              line=_line_of(text, key))
 
 
 def load_config(path: str | Path) -> Config:

@@ -98,6 +98,7 @@ def secrets_of(plugin: Any, raw_url: str | None = None) -> set[str]:
             add(value)
             add(_words(str(value)))  # "Bearer <token>": the token alone may be logged too
     if raw_url:
+        add(raw_url)  # Apprise logs an unparseable URL whole ("Unparseable URL nosuch://TOKEN@h")
         parts = urlsplit(raw_url)
         add(unquote(parts.password or ""))
         add([unquote(s) for s in parts.path.split("/") if _looks_secret(s)])
