@@ -78,6 +78,22 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_rules_test(args: argparse.Namespace) -> int:
+    from watcher.rules.report import run_test
+
+    code, text = run_test(args.rules, args.events, as_json=args.json)
+    print(text, file=sys.stdout if code == 0 else sys.stderr)
+    return code
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from watcher.rules.report import run_explain
+
+    code, text = run_explain(args.job_key, args.rules, args.events)
+    print(text, file=sys.stdout if code == 0 else sys.stderr)
+    return code
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from watcher.simulator.server import run
 
@@ -111,6 +127,23 @@ def cmd_track(args: argparse.Namespace) -> int:
         raise WatcherError(f"no [[watch]] for source {args.source!r} in {args.config}; pass --region")
     asyncio.run(send_track_request(config, args.source, region, args.project, args.job_id))
     print(f"tracking {args.source} job {args.job_id} in {region}/{args.project}")
+    return 0
+
+
+def cmd_dlq_list(args: argparse.Namespace) -> int:
+    from watcher.app.dlq import format_dead, list_dead
+    from watcher.config import load_config
+
+    print(format_dead(asyncio.run(list_dead(load_config(args.config)))))
+    return 0
+
+
+def cmd_dlq_replay(args: argparse.Namespace) -> int:
+    from watcher.app.dlq import replay
+    from watcher.config import load_config
+
+    n = asyncio.run(replay(load_config(args.config), args.key or ()))
+    print(f"replayed {n} alert(s); each is delivered once, to the targets that have not accepted it yet")
     return 0
 
 
@@ -158,6 +191,34 @@ def build_parser() -> argparse.ArgumentParser:
     s = rules.add_parser("check", help="check rule files; errors as file:line:col: message")
     s.add_argument("files", nargs="+")
     s.set_defaults(func=cmd_rules_check)
+    s = rules.add_parser(
+        "test", help="dry run: which rules fire on an events file, what dedup/grouping/silences decide; sends nothing"
+    )
+    s.add_argument("--rules", nargs="+", required=True, metavar="FILE", help="rule files or directories")
+    s.add_argument("--events", required=True, help="JSON Lines file, one job event per line")
+    s.add_argument("--json", action="store_true", help="print the decision log and messages as JSON")
+    s.set_defaults(func=cmd_rules_test)
+
+    s = sub.add_parser(
+        "explain",
+        help="why a job did or did not notify (offline: from an events file)",
+        description="Dry-run an events file through the rules and tell one job's story: the rules each event "
+        "matched, and what dedup, silences, inhibition and grouping decided. Offline only for now: "
+        "explaining from the live Kafka state is a later step.",
+    )
+    s.add_argument("job_key", help="source/region/project_id/job_id")
+    s.add_argument("--rules", nargs="+", required=True, metavar="FILE", help="rule files or directories")
+    s.add_argument("--events", required=True, help="JSON Lines file, one job event per line")
+    s.set_defaults(func=cmd_explain)
+
+    dlq = sub.add_parser("dlq", help="dead-letter tools").add_subparsers(dest="sub", required=True, metavar="SUB")
+    s = dlq.add_parser("list", help="list alerts that could not be delivered, with the reason")
+    s.add_argument("--config", required=True)
+    s.set_defaults(func=cmd_dlq_list)
+    s = dlq.add_parser("replay", help="re-deliver dead alerts (all, or --key K ...), each exactly once")
+    s.add_argument("--config", required=True)
+    s.add_argument("--key", action="append", help="an alert key from `dlq list` (repeatable)")
+    s.set_defaults(func=cmd_dlq_replay)
 
     notify = sub.add_parser("notify", help="notification tools").add_subparsers(dest="sub", required=True, metavar="SUB")
     s = notify.add_parser("test", help="send a test message to the targets with a tag; print per-target results")

@@ -125,6 +125,7 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True, tag="alert", omit_default
     event: JobEvent
     count: int = 1
     fired_at: datetime
+    replay: bool = False  # re-delivery from the dead-letter topic: a "dead" mark does not stop it
 
 
 def alert_key(rule: str, event: JobEvent, kind: str = "firing") -> str:

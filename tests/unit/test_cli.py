@@ -39,7 +39,8 @@ COMMANDS = list(subcommands(build_parser()))
 def test_the_parser_defines_these_commands() -> None:
     assert COMMANDS == [
         ("run",), ("demo",), ("simulate",), ("track",),
-        ("config",), ("config", "check"), ("rules",), ("rules", "check"), ("notify",), ("notify", "test"),
+        ("config",), ("config", "check"), ("rules",), ("rules", "check"), ("rules", "test"), ("explain",),
+        ("dlq",), ("dlq", "list"), ("dlq", "replay"), ("notify",), ("notify", "test"),
     ]
 
 

@@ -230,7 +230,8 @@ def build_app(
     async def deliver_once(alert: ev.Alert, partition: int) -> None:
         """Deliver to each routed target once: per-target marks survive a crash mid-alert."""
         done_key = f"{alert.key}|*"
-        if delivered.get(done_key):
+        mark = delivered.get(done_key)
+        if mark == "1" or (mark is not None and not alert.replay):
             comps.stats.deduped += 1
             return
         prefix_ = f"{alert.key}|"
