@@ -8,6 +8,14 @@ program plus index keys (:mod:`~watcher.rules.index`); :class:`~watcher.rules.en
 maps a :class:`~watcher.events.JobEvent` to :class:`~watcher.events.Alert` values, and
 :mod:`~watcher.rules.check` lists every error for ``watcher rules check``.
 
+Beyond "match and fire once" (:mod:`~watcher.rules.options` says which keys make which
+kind): :mod:`~watcher.rules.stuck` (``for``), :mod:`~watcher.rules.burst`,
+:mod:`~watcher.rules.share`, :mod:`~watcher.rules.dedup` (``repeat``),
+:mod:`~watcher.rules.grouping` (``group_by``), :mod:`~watcher.rules.silence`,
+:mod:`~watcher.rules.inhibit`; each a pure stage over explicit msgspec state.
+:class:`~watcher.rules.pipeline.DryRun` runs them in order (``watcher rules test``,
+``watcher explain``, :mod:`~watcher.rules.report`) and is the reference for the Faust agents.
+
 Pure: imports the event contract, errors, msgspec, PyYAML, Jinja2 and the CEL library;
 no Kafka, Faust, HTTP or Apprise. Every problem in a rule file is a RuleError with
 ``file:line:col``.

@@ -26,6 +26,7 @@ from watcher.events import Severity
 from watcher.rules import marks, oneliner, templates
 from watcher.rules.expr import compile_expression
 from watcher.rules.index import IndexKeys, index_keys
+from watcher.rules.options import RuleOptions, compile_options
 from watcher.rules.schema import SourceRule
 
 
@@ -45,6 +46,7 @@ class CompiledRule:
     body: jinja2.Template
     enabled: bool = True
     description: str | None = None
+    options: RuleOptions = RuleOptions()
     file: str = "<rules>"
     line: int = 1
     col: int = 1
@@ -53,10 +55,23 @@ class CompiledRule:
     def location(self) -> str:
         return f"{self.file}:{self.line}:{self.col}"
 
+    @property
+    def kind(self) -> str:
+        return self.options.kind
+
+    @property
+    def custom_title(self) -> bool:
+        return self.title is not templates.DEFAULT_TITLE_TEMPLATE
+
+    @property
+    def custom_body(self) -> bool:
+        return self.body is not templates.DEFAULT_BODY_TEMPLATE
+
 
 def compile_rule(rule: SourceRule) -> CompiledRule:
     """Compile one decoded rule; every problem is a RuleError at the node it is about."""
     spec = rule.spec
+    options = compile_options(rule)
     condition = _when(rule)
     program, functions = _compiled_when(rule, condition)  # alone first: errors point into `when`
     parts = [] if condition == "true" else [condition]
@@ -87,6 +102,7 @@ def compile_rule(rule: SourceRule) -> CompiledRule:
         body=body,
         enabled=spec.enabled,
         description=spec.description,
+        options=options,
         file=rule.file,
         line=start.line + 1,
         col=start.column + 1,

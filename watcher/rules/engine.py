@@ -19,15 +19,18 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from watcher.errors import RuleError
-from watcher.events import Alert, JobEvent, alert_key
+from watcher.events import Alert, AlertKind, JobEvent, alert_key
 from watcher.rules import templates
 from watcher.rules.compile import CompiledRule, compile_rule
 from watcher.rules.expr import make_context
 from watcher.rules.fields import event_context
 from watcher.rules.index import RuleIndex
-from watcher.rules.schema import SourceRule, parse_rules
+from watcher.rules.options import check_inhibits
+from watcher.rules.schema import SourceRule, SourceSilence, parse_file
+from watcher.rules.silence import Silence, silence_from_spec
 
 log = logging.getLogger(__name__)
 
@@ -73,29 +76,43 @@ class RuleSet:
         return matched
 
     def evaluate(self, event: JobEvent, now: datetime) -> list[Alert]:
-        """One firing Alert per matching rule, titles and bodies rendered."""
-        matched = self.matching(event)
-        if not matched:
-            return []
-        fields = event_context(event)
-        return [_alert(rule, event, fields, now) for rule in matched]
+        """One firing Alert per matching *event* rule (stuck, burst and share rules fire elsewhere)."""
+        return [make_alert(r, event, now) for r in self.matching(event) if r.kind == "event"]
 
 
-def _alert(rule: CompiledRule, event: JobEvent, fields: dict, now: datetime) -> Alert:
+def make_alert(
+    rule: CompiledRule,
+    event: JobEvent,
+    now: datetime,
+    *,
+    key: str | None = None,
+    kind: AlertKind = "firing",
+    count: int = 1,
+    title: str | None = None,
+    body: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Alert:
+    """Render ``rule``'s alert for ``event``. A stage's own ``title``/``body`` (stuck, burst…)
+    replace the default templates, never a rule's own; ``extra`` fills the ``alert`` variable."""
     variables = {
-        "event": fields,
+        "event": event_context(event),
         "rule": templates.rule_vars(rule.name, rule.severity, rule.tags, rule.description),
+        "alert": templates.alert_vars(kind, count, **(extra or {})),
     }
-    title = templates.render(rule.title, variables, templates.TITLE_MAX * 4, templates.DEFAULT_TITLE_TEMPLATE)
-    body = templates.render(rule.body, variables, templates.BODY_MAX, templates.DEFAULT_BODY_TEMPLATE)
+    if title is None or rule.custom_title:
+        title = templates.render(rule.title, variables, templates.TITLE_MAX * 4, templates.DEFAULT_TITLE_TEMPLATE)
+    if body is None or rule.custom_body:
+        body = templates.render(rule.body, variables, templates.BODY_MAX, templates.DEFAULT_BODY_TEMPLATE)
     return Alert(
-        key=alert_key(rule.name, event),
+        key=key or alert_key(rule.name, event),
         rule=rule.name,
+        kind=kind,
         severity=rule.severity,
         tags=rule.tags,
         title=templates.clean(" ".join(title.split()), templates.TITLE_MAX),
-        body=body,
+        body=templates.clean(body, templates.BODY_MAX),
         event=event,
+        count=count,
         fired_at=now,
     )
 
@@ -112,26 +129,45 @@ def rule_files(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def read_rules(path: Path) -> tuple[list[SourceRule], list[RuleError]]:
-    """Decode one file; unreadable files are a RuleError too."""
+    """Decode one file's rules; unreadable files are a RuleError too."""
+    rules, _, errors = read_file(path)
+    return rules, errors
+
+
+def read_file(path: Path) -> tuple[list[SourceRule], list[SourceSilence], list[RuleError]]:
+    """Decode one file's rules and silences; unreadable files are a RuleError too."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         before = e.object[: e.start]
         line, col = before.count(b"\n") + 1, e.start - (before.rfind(b"\n") + 1) + 1
-        return [], [RuleError(f"not UTF-8 text: {e.reason}", file=str(path), line=line, col=col)]
+        return [], [], [RuleError(f"not UTF-8 text: {e.reason}", file=str(path), line=line, col=col)]
     except OSError as e:
-        return [], [RuleError(f"cannot read rule file: {e.strerror or e}", file=str(path))]
-    return parse_rules(text, str(path))
+        return [], [], [RuleError(f"cannot read rule file: {e.strerror or e}", file=str(path))]
+    return parse_file(text, str(path))
 
 
 def compile_all(paths: Iterable[str | Path]) -> tuple[list[CompiledRule], list[RuleError]]:
     """Compile every rule of every file; rule names must be unique across files."""
+    compiled, _, errors = compile_book(paths)
+    return compiled, errors
+
+
+def compile_book(paths: Iterable[str | Path]) -> tuple[list[CompiledRule], list[Silence], list[RuleError]]:
+    """Compile every rule and silence of every file; ``inhibits`` may name rules of any file."""
     compiled: list[CompiledRule] = []
+    silences: list[Silence] = []
     errors: list[RuleError] = []
     names: dict[str, CompiledRule] = {}
+    sources: list[SourceRule] = []
     for path in rule_files(paths):
-        decoded, file_errors = read_rules(path)
+        decoded, file_silences, file_errors = read_file(path)
         errors.extend(file_errors)
+        for item in file_silences:
+            try:
+                silences.append(silence_from_spec(item))
+            except RuleError as e:
+                errors.append(e)
         for rule in decoded:
             try:
                 c = compile_rule(rule)
@@ -142,7 +178,14 @@ def compile_all(paths: Iterable[str | Path]) -> tuple[list[CompiledRule], list[R
                 errors.append(rule.error("name", f"duplicate rule name {c.name!r} (first defined at {first.location})"))
                 continue
             compiled.append(c)
-    return compiled, errors
+            sources.append(rule)
+    known = set(names)
+    for rule in sources:
+        try:
+            check_inhibits(rule, known)
+        except RuleError as e:
+            errors.append(e)
+    return compiled, silences, errors
 
 
 def load_rules(paths: Sequence[str | Path] | str | Path) -> RuleSet:
@@ -153,3 +196,13 @@ def load_rules(paths: Sequence[str | Path] | str | Path) -> RuleSet:
     if errors:
         raise errors[0]
     return RuleSet(compiled)
+
+
+def load_book(paths: Sequence[str | Path] | str | Path) -> tuple[RuleSet, list[Silence]]:
+    """Load rules and file silences; raises the first RuleError found."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    compiled, silences, errors = compile_book(paths)
+    if errors:
+        raise errors[0]
+    return RuleSet(compiled), silences

@@ -49,8 +49,13 @@ _MAP_KEY = re.compile(r"(?<![\w.])(entities|counts)\s*\.\s*([A-Za-z_]\w*)(?!\s*\
 _STRING = re.compile(r"""[rRbB]{0,2}('''|\"\"\"|'|")""")
 
 
-def compile_expression(text: str) -> tuple[cel.Program, frozenset[str]]:
-    """Compile and check ``text``; returns the program and the extension functions it uses."""
+def compile_expression(text: str, extra: dict[str, Any] | None = None) -> tuple[cel.Program, frozenset[str]]:
+    """Compile and check ``text``; returns the program and the extension functions it uses.
+
+    ``extra`` names more variables than an event's fields (a silence also sees ``rule``),
+    each with a sample value for the load-time check.
+    """
+    names = (*FIELDS, *extra) if extra else FIELDS
     try:
         program = cel.compile(text)
     except ValueError as e:
@@ -60,8 +65,8 @@ def compile_expression(text: str) -> tuple[cel.Program, frozenset[str]]:
     blank = blank_strings(text)
     bound = set(_MACRO_VAR.findall(blank))
     for name in program.variables():
-        if name not in FIELDS and name not in NAMESPACES and name not in bound:
-            raise _name_error(text, blank, name, "field", FIELDS, rf"(?<![\w.]){re.escape(name)}\b")
+        if name not in names and name not in NAMESPACES and name not in bound:
+            raise _name_error(text, blank, name, "field", names, rf"(?<![\w.]){re.escape(name)}\b")
     used = set()
     for name in program.functions():
         if name[0] in "_@!" or name in NATIVE_FUNCTIONS:
@@ -75,7 +80,7 @@ def compile_expression(text: str) -> tuple[cel.Program, frozenset[str]]:
         if key not in MAP_KEYS[field] and field not in bound:
             err = _name_error(text, blank, key, f"{field} key", MAP_KEYS[field], "")
             raise _at(text, m.start(2), err.reason)
-    _check_on_sample(program, frozenset(used))
+    _check_on_sample(program, frozenset(used), {**_SAMPLE, **extra} if extra else _SAMPLE)
     return program, frozenset(used)
 
 
@@ -90,9 +95,9 @@ def make_context(variables: dict[str, Any], functions: frozenset[str]) -> cel.Co
 _SAMPLE: dict[str, Any] = event_context(sample_event())
 
 
-def _check_on_sample(program: cel.Program, functions: frozenset[str]) -> None:
+def _check_on_sample(program: cel.Program, functions: frozenset[str], sample: dict[str, Any]) -> None:
     try:
-        result = program.execute(make_context(_SAMPLE, functions))
+        result = program.execute(make_context(sample, functions))
     except RuntimeError as e:
         if "Undefined variable or function" in str(e):
             raise RuleError(f"unknown name in expression: {str(e).split('. Check')[0]}") from None

@@ -1,6 +1,7 @@
 """The rule file format: msgspec Structs, and decoding YAML into them with positions.
 
-A rule file is a mapping with one key, ``rules``, a list of :class:`RuleSpec`::
+A rule file is a mapping with ``rules``, a list of :class:`RuleSpec`, and optionally
+``silences``, a list of :class:`SilenceSpec`::
 
     rules:
       - name: desktop-creation-failed
@@ -8,17 +9,28 @@ A rule file is a mapping with one key, ``rules``, a list of :class:`RuleSpec`::
         notify: [webhook, mail]            # Apprise tags; empty → the default route
         severity: critical                 # critical | error | warning | info
         title: "{{ event.job_type }} failed in {{ event.project }}"
+        group_by: [project_id, parent_job_id]   # one message per batch (see grouping.py)
+      - name: desktop-creation-stuck
+        when: RUNNING createDesktops
+        for: 30m                           # stuck: held longer than this (see stuck.py)
+        repeat: 2h
+    silences:
+      - match: 'project_id == "0bec…"'
+        starts: 2026-11-23T08:00:00Z
+        for: 2h
+        comment: maintenance window
 
 Each rule is converted on its own, so one file reports every broken rule, not just the
 first. Errors are :class:`RuleError` at the offending node (``file:line:col: message``).
-Fields reserved for later rule kinds (``for``, ``repeat``, ``group_by``) are declared so
-the struct stays open, and refused with "not supported yet" until they are implemented.
+Durations (``for``, ``repeat``, ``within``, ``group_wait``…) are checked when compiling
+(:mod:`watcher.rules.compile`), which also knows which keys combine.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -29,19 +41,44 @@ from watcher.events import Severity
 from watcher.rules import marks
 
 #: Keys whose scalar values keep the text as typed (``to: 0`` is the App job status "0").
-_TEXT_KEYS = frozenset({"name", "when", "notify", "title", "body", "from", "to", "description"})
+_TEXT_KEYS = frozenset({"name", "when", "notify", "title", "body", "from", "to", "description", "group_by", "inhibits"})
 
-#: Reserved keys → the later feature that will give them meaning.
-RESERVED: dict[str, str] = {
-    "for": "stuck-job timers",
-    "repeat": "repeat intervals",
-    "group_by": "grouping",
-}
+#: Top-level keys of a rule file.
+TOP_LEVEL = ("rules", "silences")
+
+Duration = str | int | float
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/ -]*")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _UNKNOWN = re.compile(r"Object contains unknown field `(.+)`")
 _MISSING = re.compile(r"Object missing required field `(.+)`")
+
+
+class BurstSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``burst: {count: 5, within: 10m, by: [project_id]}``: N matches within a window per group."""
+
+    count: int
+    within: Duration
+    by: tuple[str, ...] = ()
+
+
+class ShareSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``share: {min: 0.05, of: parent}``: the share of a parent's seen sub-jobs that match."""
+
+    min: float
+    of: str = "parent"
+
+
+class SilenceSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One silence as written in a rule file: a CEL ``match`` and a time span."""
+
+    match: str
+    id: str | None = None
+    starts: datetime | None = None
+    ends: datetime | None = None
+    for_: Duration | None = msgspec.field(default=None, name="for")
+    comment: str = ""
+    created_by: str = ""
 
 
 class RuleSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -57,24 +94,19 @@ class RuleSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     to: str | tuple[str, ...] | None = None
     enabled: bool = True
     description: str | None = None
-    # Reserved (see RESERVED): typed loosely so any value reaches the "not supported" check.
-    for_: Any = msgspec.field(default=None, name="for")
-    repeat: Any = None
-    group_by: Any = None
+    for_: Duration | None = msgspec.field(default=None, name="for")
+    repeat: Duration | None = None
+    burst: BurstSpec | None = None
+    share: ShareSpec | None = None
+    group_by: tuple[str, ...] | None = None
+    group_wait: Duration | None = None
+    group_interval: Duration | None = None
+    inhibits: tuple[str, ...] = ()
 
     @property
     def tags(self) -> tuple[str, ...]:
         """``notify`` as a tuple: a single tag may be written as a plain string."""
         return (self.notify,) if isinstance(self.notify, str) else self.notify
-
-
-class RuleFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    rules: list[RuleSpec] = msgspec.field(default_factory=list)
-
-
-_FIELDS: tuple[str, ...] = tuple(
-    f.encode_name for f in msgspec.structs.fields(RuleSpec) if f.encode_name not in RESERVED
-)
 
 
 @dataclass(frozen=True)
@@ -93,25 +125,50 @@ class SourceRule:
         return marks.error_at(self.node_for(key), self.file, message)
 
 
+@dataclass(frozen=True)
+class SourceSilence:
+    """A decoded silence plus where it was written (its position makes its default id)."""
+
+    spec: SilenceSpec
+    file: str
+    node: yaml.Node
+
+    @property
+    def line(self) -> int:
+        return self.node.start_mark.line + 1
+
+    def error(self, key: str, message: str) -> RuleError:
+        return marks.error_at(marks.child(self.node, key) or self.node, self.file, message)
+
+
 def parse_rules(text: str, file: str) -> tuple[list[SourceRule], list[RuleError]]:
     """Decode one rule file's text: the rules that decoded, and an error for each that did not."""
+    rules, _, errors = parse_file(text, file)
+    return rules, errors
+
+
+def parse_file(text: str, file: str) -> tuple[list[SourceRule], list[SourceSilence], list[RuleError]]:
+    """Decode one rule file: its rules, its silences, and an error for each item that did not decode."""
     try:
         root = marks.compose(text, file)
     except RuleError as e:
-        return [], [e]
+        return [], [], [e]
     if root is None:
-        return [], []  # an empty file holds no rules
+        return [], [], []  # an empty file holds no rules
     if not isinstance(root, yaml.MappingNode):
-        return [], [marks.error_at(root, file, "a rule file is a mapping with a 'rules' list")]
+        return [], [], [marks.error_at(root, file, "a rule file is a mapping with a 'rules' list")]
     errors: list[RuleError] = []
     for key, _ in marks.mapping_items(root):
-        if key.value != "rules":
+        if key.value not in TOP_LEVEL:
             errors.append(marks.error_at(key, file, f"unknown top-level key {key.value!r}; expected 'rules'"))
+    silences = _silences(root, file, errors)
     items = marks.child(root, "rules")
     if items is None:
-        return [], errors or [marks.error_at(root, file, "missing 'rules': a list of rules")]
+        if silences or marks.child(root, "silences") is not None:
+            return [], silences, errors
+        return [], [], errors or [marks.error_at(root, file, "missing 'rules': a list of rules")]
     if not isinstance(items, yaml.SequenceNode):
-        return [], [*errors, marks.error_at(items, file, "'rules' must be a list of rules")]
+        return [], silences, [*errors, marks.error_at(items, file, "'rules' must be a list of rules")]
     rules: list[SourceRule] = []
     seen: dict[str, yaml.Node] = {}
     for item in items.value:
@@ -126,16 +183,36 @@ def parse_rules(text: str, file: str) -> tuple[list[SourceRule], list[RuleError]
             errors.append(rule.error("name", f"duplicate rule name {rule.spec.name!r} (first defined at line {where})"))
             continue
         rules.append(rule)
-    return rules, errors
+    return rules, silences, errors
+
+
+def _silences(root: yaml.Node, file: str, errors: list[RuleError]) -> list[SourceSilence]:
+    items = marks.child(root, "silences")
+    if items is None:
+        return []
+    if not isinstance(items, yaml.SequenceNode):
+        errors.append(marks.error_at(items, file, "'silences' must be a list of silences"))
+        return []
+    out = []
+    for item in items.value:
+        if not isinstance(item, yaml.MappingNode):
+            errors.append(marks.error_at(item, file, "a silence is a mapping with at least 'match'"))
+            continue
+        raw = marks.to_python(item, file)
+        if isinstance(raw.get("match"), str | int | float | bool):
+            raw["match"] = str(marks.to_python(marks.child(item, "match"), file, raw=True))
+        try:
+            spec = msgspec.convert(raw, SilenceSpec)
+        except msgspec.ValidationError as e:
+            errors.append(_schema_error(item, file, str(e), SilenceSpec, "a silence"))
+            continue
+        out.append(SourceSilence(spec=spec, file=file, node=item))
+    return out
 
 
 def _decode_rule(node: yaml.Node, file: str) -> SourceRule:
     if not isinstance(node, yaml.MappingNode):
         raise marks.error_at(node, file, "a rule is a mapping with at least 'name' and 'when'")
-    for key, _ in marks.mapping_items(node):
-        if key.value in RESERVED:
-            what = RESERVED[key.value]
-            raise marks.error_at(key, file, f"{key.value!r} is reserved for {what} and not supported yet")
     raw: dict[str, Any] = {}
     for key, value in node.value:
         if not isinstance(key, yaml.ScalarNode):
@@ -146,7 +223,7 @@ def _decode_rule(node: yaml.Node, file: str) -> SourceRule:
     try:
         spec = msgspec.convert(raw, RuleSpec)
     except msgspec.ValidationError as e:
-        raise _schema_error(node, file, str(e)) from None
+        raise _schema_error(node, file, str(e), RuleSpec, "a rule") from None
     rule = SourceRule(spec=spec, file=file, node=node)
     if not _NAME.fullmatch(spec.name):
         raise rule.error(
@@ -164,16 +241,26 @@ def _decode_rule(node: yaml.Node, file: str) -> SourceRule:
     return rule
 
 
-def _schema_error(node: yaml.Node, file: str, text: str) -> RuleError:
+def _schema_error(node: yaml.Node, file: str, text: str, struct: type = RuleSpec, what: str = "a rule") -> RuleError:
     """Turn msgspec's "message - at `$.path`" into a RuleError at the node the path names."""
     message, _, path = text.partition(" - at `")
     path = path.rstrip("`") or "$"
     target = marks.node_at(node, path)
     if m := _UNKNOWN.fullmatch(message):
         key = marks.key_node(target, m.group(1)) or target
-        allowed = ", ".join(_FIELDS)
-        return marks.error_at(key, file, f"unknown field {m.group(1)!r}; a rule has: {allowed}")
+        inner = _struct_at(struct, path)
+        allowed = ", ".join(f.encode_name for f in msgspec.structs.fields(inner))
+        owner = what if inner is struct else path.removeprefix("$.")
+        return marks.error_at(key, file, f"unknown field {m.group(1)!r}; {owner} has: {allowed}")
     if m := _MISSING.fullmatch(message):
-        return marks.error_at(target, file, f"rule is missing required field {m.group(1)!r}")
+        noun = what.split()[-1] if path == "$" else path.removeprefix("$.")
+        return marks.error_at(target, file, f"{noun} is missing required field {m.group(1)!r}")
     field = path.removeprefix("$").lstrip(".")
     return marks.error_at(target, file, f"{field}: {message}" if field else message)
+
+
+def _struct_at(struct: type, path: str) -> type:
+    """The nested spec struct an error path points into (``$.burst`` → BurstSpec)."""
+    nested = {"burst": BurstSpec, "share": ShareSpec}
+    head = path.removeprefix("$").lstrip(".").split(".")[0]
+    return nested.get(head, struct) if struct is RuleSpec else struct

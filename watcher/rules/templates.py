@@ -1,8 +1,9 @@
 """Alert text: rule title/body templates in a sandboxed Jinja2 environment.
 
-Templates see two variables: ``event`` (the flat field dict of
-:func:`watcher.rules.fields.event_context`: ``event.job_type``, ``event.entities.desktop_name``…)
-and ``rule`` (name, severity, tags, description). The environment is sandboxed (a rule
+Templates see three variables: ``event`` (the flat field dict of
+:func:`watcher.rules.fields.event_context`: ``event.job_type``, ``event.entities.desktop_name``…),
+``rule`` (name, severity, tags, description) and ``alert`` (:func:`alert_vars`: kind, count,
+held/since/limit for stuck alerts, window for bursts, share/seen for shares, group). The environment is sandboxed (a rule
 file cannot reach Python internals), ``StrictUndefined`` (a misspelt variable is a load-time
 RuleError, found by rendering once against a sample event), autoescape is off because the
 output is plain text, and ``None`` renders as an empty string. Filters added: ``utc``
@@ -92,7 +93,11 @@ def compile_template(text: str) -> jinja2.Template:
         template = ENV.from_string(text)
     except jinja2.TemplateSyntaxError as e:
         raise RuleError(f"template syntax error: {e.message}", line=e.lineno or 1) from None
-    sample = {"event": event_context(sample_event()), "rule": rule_vars("sample", "error", (), None)}
+    sample = {
+        "event": event_context(sample_event()),
+        "rule": rule_vars("sample", "error", (), None),
+        "alert": alert_vars(held="35m", since=sample_event().observed_at, limit="30m", window="10m", share=0.5),
+    }
     try:
         template.render(sample)
     except jinja2.UndefinedError as e:
@@ -107,6 +112,27 @@ def compile_template(text: str) -> jinja2.Template:
 def rule_vars(name: str, severity: str, tags: tuple[str, ...], description: str | None) -> dict[str, Any]:
     """The ``rule`` variable of a template."""
     return {"name": name, "severity": severity, "tags": list(tags), "description": description}
+
+
+def alert_vars(kind: str = "firing", count: int = 1, **extra: Any) -> dict[str, Any]:
+    """The ``alert`` variable of a template: what kind of alert this is, beyond the event."""
+    out: dict[str, Any] = {
+        "kind": kind, "count": count, "held": None, "since": None, "limit": None,
+        "window": None, "share": None, "seen": None, "group": {},
+    }  # fmt: skip
+    out.update(extra)
+    return out
+
+
+def event_body(event: Any) -> str:
+    """The default body for ``event`` (a JobEvent): stages put their own first line above it."""
+    variables = {"event": event_context(event), "rule": rule_vars("", "error", (), None), "alert": alert_vars()}
+    return render(DEFAULT_BODY_TEMPLATE, variables, BODY_MAX, DEFAULT_BODY_TEMPLATE)
+
+
+def utc(value: datetime | None) -> str:
+    """``2024-01-02 03:04:05 UTC`` (the ``utc`` filter, for Python callers)."""
+    return _utc(value)
 
 
 def clean(text: str, limit: int) -> str:
