@@ -147,6 +147,36 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_silence_add(args: argparse.Namespace) -> int:
+    from watcher.app.silences import add
+    from watcher.config import load_config
+
+    s = asyncio.run(add(load_config(args.config), args.match, args.for_, args.comment, args.created_by))
+    print(f"silence {s.id} added: {s.describe()}")
+    return 0
+
+
+def cmd_silence_list(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from watcher.app.silences import format_silences, read_all
+    from watcher.config import load_config
+    from watcher.rules.engine import load_book
+
+    config = load_config(args.config)
+    print(format_silences(asyncio.run(read_all(config)), load_book(list(config.rules.files))[1], datetime.now(UTC)))
+    return 0
+
+
+def cmd_silence_expire(args: argparse.Namespace) -> int:
+    from watcher.app.silences import expire_id
+    from watcher.config import load_config
+
+    s = asyncio.run(expire_id(load_config(args.config), args.id))
+    print(f"silence {s.id} expired")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="watcher",
@@ -219,6 +249,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", required=True)
     s.add_argument("--key", action="append", help="an alert key from `dlq list` (repeatable)")
     s.set_defaults(func=cmd_dlq_replay)
+
+    silence = sub.add_parser("silence", help="run-time silences").add_subparsers(dest="sub", required=True, metavar="SUB")
+    s = silence.add_parser("add", help="mute the alerts a CEL expression matches, starting now, on every worker")
+    s.add_argument("--match", required=True, help="CEL over event fields plus rule, severity, kind")
+    s.add_argument("--for", dest="for_", default=None, metavar="DURATION", help="e.g. 2h (default: until expired)")
+    s.add_argument("--comment", default="", help="why (shown wherever the silence mutes an alert)")
+    s.add_argument("--created-by", default="", help="who")
+    s.add_argument("--config", required=True)
+    s.set_defaults(func=cmd_silence_add)
+    s = silence.add_parser("list", help="list run-time and rule-file silences, active or not")
+    s.add_argument("--config", required=True)
+    s.set_defaults(func=cmd_silence_list)
+    s = silence.add_parser("expire", help="end a run-time silence now (it stays listed, as expired)")
+    s.add_argument("id", help="a silence id from `silence list`")
+    s.add_argument("--config", required=True)
+    s.set_defaults(func=cmd_silence_expire)
 
     notify = sub.add_parser("notify", help="notification tools").add_subparsers(dest="sub", required=True, metavar="SUB")
     s = notify.add_parser("test", help="send a test message to the targets with a tag; print per-target results")

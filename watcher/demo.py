@@ -8,8 +8,8 @@ and a local SMTP mailbox (both started here, both real servers on 127.0.0.1).
 from __future__ import annotations
 
 import os
-import sys
 import signal
+import sys
 import time
 from collections import Counter
 from pathlib import Path

@@ -161,7 +161,20 @@ class TrackRequest(msgspec.Struct, frozen=True, kw_only=True, tag="track", omit_
     requested_at: datetime | None = None
 
 
-AnyRecord = JobEvent | Alert | DeadLetter | TrackRequest
+class Decision(msgspec.Struct, frozen=True, kw_only=True, tag="decision", omit_defaults=True):
+    """An alert a rule stage kept from sending (silenced, inhibited, deduplicated), and why.
+
+    Published to ``<topic_prefix>.decisions`` so nothing is muted without trace.
+    """
+
+    schema: int = SCHEMA_VERSION
+    alert: Alert
+    result: Literal["silenced", "inhibited", "deduplicated"]
+    reason: str
+    decided_at: datetime
+
+
+AnyRecord = JobEvent | Alert | DeadLetter | TrackRequest | Decision
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(AnyRecord)

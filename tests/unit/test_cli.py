@@ -40,7 +40,8 @@ def test_the_parser_defines_these_commands() -> None:
     assert COMMANDS == [
         ("run",), ("demo",), ("simulate",), ("track",),
         ("config",), ("config", "check"), ("rules",), ("rules", "check"), ("rules", "test"), ("explain",),
-        ("dlq",), ("dlq", "list"), ("dlq", "replay"), ("notify",), ("notify", "test"),
+        ("dlq",), ("dlq", "list"), ("dlq", "replay"),
+        ("silence",), ("silence", "add"), ("silence", "list"), ("silence", "expire"), ("notify",), ("notify", "test"),
     ]
 
 

@@ -4,7 +4,12 @@ Data flow (every arrow is a Kafka topic, every box keeps its state in Kafka)::
 
     leader timer --ticks(key=target)--> [poll agent] --events(key=job)--> [rules agent]
         --alerts(key=alert key)--> [notify agent] --(undeliverable)--> dlq
+    [rules agent] --grouping(key=group)--> [group agent]; silenced --> decisions
+    [rules agent] --bursts(key=rule+group)--> [burst agent] --> alerts or grouping
     track topic --> [track agent] --ticks--> poll agent
+    silences topic --> every worker, read whole; stage timer: due stuck timers and groups
+
+The rule stages (stuck timers, silences, grouping) live in :mod:`watcher.app.stages`.
 
 Scale-out is the consumer group's: a target's ticks always go to one partition, so the
 worker owning that partition is the only one polling it, and its poll state (tables
@@ -26,6 +31,8 @@ import faust
 import msgspec
 
 from watcher import events as ev
+from watcher.app import silences as silence_feed
+from watcher.app.stages import Stages
 from watcher.config import Config
 from watcher.poller.diff import JobState
 from watcher.poller.loop import Intervals, poll_target
@@ -134,11 +141,28 @@ def build_app(
     poll_targets = app.Table(f"{prefix}-poll-targets", default=None, **table_kw)
     poll_jobs = app.Table(f"{prefix}-poll-jobs", default=None, **table_kw)
     delivered = app.Table(f"{prefix}-delivered", default=None, **table_kw)
+    # The stateful rule stages (watcher.app.stages): stuck timers by job key (co-partitioned
+    # with events), groups by group key (co-partitioned with the grouping topic).
+    grouping_topic = app.topic(f"{prefix}.grouping", partitions=n, **raw)
+    decisions_topic = app.topic(f"{prefix}.decisions", partitions=n, **raw)
+    stuck_timers = app.Table(f"{prefix}-stuck-timers", default=None, **table_kw)
+    groups = app.Table(f"{prefix}-groups", default=None, **table_kw)
+    bursts_topic = app.topic(f"{prefix}.bursts", partitions=n, **raw)  # key: rule + burst group
+    windows = app.Table(f"{prefix}-burst-windows", default=None, **table_kw)
 
     app.watcher_topics = {  # type: ignore[attr-defined]
         **{t.get_topic_name(): n for t in (ticks, events_topic, alerts_topic, dlq_topic, track_topic)},
         **{tb.changelog_topic.get_topic_name(): n for tb in (poll_targets, poll_jobs, delivered)},
+        **{t.get_topic_name(): n for t in (grouping_topic, decisions_topic, bursts_topic)},
+        **{tb.changelog_topic.get_topic_name(): n for tb in (stuck_timers, groups, windows)},
+        silence_feed.topic_name(config): n,
     }
+    silences = silence_feed.SilenceBook(comps.silences)
+    stages = Stages(
+        app, comps, silences, timers=stuck_timers, groups=groups, windows=windows, events_topic=events_topic,
+        alerts_topic=alerts_topic, grouping_topic=grouping_topic, decisions_topic=decisions_topic,
+        bursts_topic=bursts_topic,
+    )  # fmt: skip
     targets: dict[str, Target] = {t.id: t for t in config.targets()}
     intervals = Intervals(fast=config.seconds(config.poll.fast), idle=config.seconds(config.poll.idle))
     inflight: set[str] = set()
@@ -196,20 +220,44 @@ def build_app(
             tick = Tick(target_id=tid, track=(req.job_id,), force=True)
             await ticks.send(key=tid.encode(), value=_tick_enc.encode(tick), partition=partition_for(tid, n))
 
+    @app.task
+    async def follow_silences() -> None:
+        await silence_feed.follow(silences, broker_url.split("://", 1)[-1], silence_feed.topic_name(config))
+
     @app.agent(events_topic)
     async def evaluate(stream: Any) -> None:
-        async for value in stream:
+        await silences.ready.wait()  # no alert before every silence is known
+        async for event in stream.events():
             try:
-                record = ev.decode(value)
+                record = ev.decode(event.value)
             except (msgspec.DecodeError, msgspec.ValidationError) as e:
                 log.warning("ignored a malformed event: %s", e)
                 continue
-            if not isinstance(record, ev.JobEvent):
+            if isinstance(record, ev.JobEvent):
+                await stages.on_event(record, event.message.partition)
+
+    @app.agent(grouping_topic)
+    async def group(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                alert = ev.decode(event.value)
+            except (msgspec.DecodeError, msgspec.ValidationError) as e:
+                log.warning("ignored a malformed grouped alert: %s", e)
                 continue
-            now = datetime.now(UTC)
-            for alert in comps.ruleset().evaluate(record, now):
-                comps.stats.fired += 1
-                await alerts_topic.send(key=alert.key.encode(), value=ev.encode(alert))
+            if isinstance(alert, ev.Alert):
+                await stages.on_grouped(alert, event.message.partition)
+
+    @app.agent(bursts_topic)
+    async def count_bursts(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                await stages.on_burst_hit(event.value, event.message.partition)
+            except (msgspec.DecodeError, msgspec.ValidationError) as e:
+                log.warning("ignored a malformed burst hit: %s", e)
+
+    @app.timer(0.5)  # every worker: each fires the due timers and groups of its own partitions
+    async def stage_timers() -> None:
+        await stages.tick()
 
     @app.agent(alerts_topic, concurrency=4)
     async def notify(stream: Any) -> None:

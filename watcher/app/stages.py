@@ -1,0 +1,256 @@
+"""The stateful rule stages of a running worker: stuck timers, bursts, silences, grouping.
+
+The live counterpart of :class:`watcher.rules.pipeline.DryRun` (the reference semantics),
+with its state in Kafka-backed Faust tables instead of dicts::
+
+    events(key=job) --[evaluate]--> match → event alerts | stuck timers (table by job key)
+        burst rule matched → bursts(key=rule+group) --[burst agent]--> windows table → alert
+        each alert → silenced? → decisions topic (recorded, not sent)
+                   → grouped rule? → grouping(key=group) --[group agent]--> groups table
+                   → else → alerts(key=alert key) → notify (delivers each key once)
+    timer on every worker, its own partitions only:
+        due stuck timers → stuck alerts (as above); due groups → one alert per flush
+
+Each table value records the partition it belongs to (the partition of the record that
+created it), so a worker's timer touches only the state of partitions it owns and writes
+that partition's changelog. Delivery stays exactly-once through deterministic keys: a
+stuck episode, its reminders (``KEY#n``, as :mod:`watcher.rules.dedup` names them) and each
+group flush (:func:`watcher.rules.grouping.render`) have stable keys, and the notifier
+delivers a key once however often it arrives. Not wired yet: share, inhibition.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from watcher import events as ev
+from watcher.app.silences import SilenceBook
+from watcher.rules import burst, grouping, stuck
+from watcher.rules.compile import CompiledRule
+from watcher.rules.silence import silenced_by
+
+log = logging.getLogger("watcher.app")
+
+
+class TimerSlot(msgspec.Struct, kw_only=True):
+    """A job's stuck timers and the events-topic partition they live on."""
+
+    partition: int
+    state: stuck.JobTimers
+
+
+class GroupSlot(msgspec.Struct, kw_only=True):
+    """A group, its grouping-topic partition, and the alert keys it took while open."""
+
+    partition: int
+    group: grouping.Group
+    seen: list[str] = msgspec.field(default_factory=list)  # a replayed record is not added twice
+
+
+class BurstSlot(msgspec.Struct, kw_only=True):
+    """One burst group's window and its bursts-topic partition."""
+
+    partition: int
+    window: burst.Window
+
+
+class BurstHit(msgspec.Struct, frozen=True, kw_only=True):
+    """A bursts-topic record: ``event`` matched burst rule ``rule``."""
+
+    rule: str
+    event: ev.JobEvent
+
+
+_enc = msgspec.json.Encoder()
+_burst_dec = msgspec.json.Decoder(BurstSlot)
+_hit_dec = msgspec.json.Decoder(BurstHit)
+_timer_dec = msgspec.json.Decoder(TimerSlot)
+_group_dec = msgspec.json.Decoder(GroupSlot)
+
+
+class Stages:
+    """What the evaluate and grouping agents and the stage timer call; one per worker."""
+
+    def __init__(
+        self, app: Any, comps: Any, silences: SilenceBook, *, timers: Any, groups: Any, windows: Any,
+        events_topic: Any, alerts_topic: Any, grouping_topic: Any, decisions_topic: Any, bursts_topic: Any,
+    ) -> None:  # fmt: skip
+        self.app, self.comps, self.silences = app, comps, silences
+        self.timers, self.groups, self.windows, self.bursts_topic = timers, groups, windows, bursts_topic
+        self.events_topic, self.alerts_topic = events_topic, alerts_topic
+        self.grouping_topic, self.decisions_topic = grouping_topic, decisions_topic
+
+    # -- rules ----------------------------------------------------------------------------
+
+    @property
+    def by_name(self) -> dict[str, CompiledRule]:
+        return {r.name: r for r in self.comps.ruleset().rules}
+
+    # -- the evaluate agent ---------------------------------------------------------------
+
+    async def on_event(self, event: ev.JobEvent, partition: int) -> None:
+        """Match ``event``; start/end its stuck timers; pass every alert through the stages."""
+        now = datetime.now(UTC)
+        rules = self.comps.ruleset()
+        by_name = self.by_name
+        produced = [(by_name[a.rule], a) for a in rules.evaluate(event, now)]  # event rules (metered)
+        if any(r.kind in ("stuck", "burst") for r in rules.rules):
+            matched = rules.matching(event)
+            produced += self._stuck_event(event, {r.name for r in matched}, partition, now)
+            for rule in matched:  # a burst counts per group: on to the partition of its group
+                if rule.kind == "burst":
+                    hit = BurstHit(rule=rule.name, event=event)
+                    await self.bursts_topic.send(key=burst.burst_key(rule, event).encode(), value=_enc.encode(hit))
+        for rule, alert in produced:
+            await self.admit(rule, alert, now)
+
+    def _stuck_event(
+        self, event: ev.JobEvent, names: set[str], partition: int, now: datetime
+    ) -> list[tuple[CompiledRule, ev.Alert]]:
+        rules = [r for r in self.comps.ruleset().rules if r.kind == "stuck"]
+        if not rules:
+            return []
+        raw = self.timers.get(event.job_key)
+        before = _timer_dec.decode(raw).state if raw else None
+        state, resolved = stuck.on_event(before, event, rules, names, now)
+        if state is not None:
+            _put(self.timers, event.job_key, _dump(TimerSlot(partition=partition, state=state)), partition)
+        elif before is not None:
+            _put(self.timers, event.job_key, None, partition)
+        by_name = {r.name: r for r in rules}
+        return [(by_name[a.rule], a) for a in resolved]
+
+    async def admit(self, rule: CompiledRule, alert: ev.Alert, now: datetime) -> None:
+        """silence → group or send (DryRun._admit; dedup is the notifier's per-key delivery)."""
+        self.comps.stats.fired += 1
+        if (s := silenced_by(alert, self.silences.all(), now)) is not None:
+            await self._record(alert, "silenced", s.describe(), now)
+            return
+        if rule.options.grouping is not None:
+            key, _ = grouping.group_key(alert, rule.options.grouping)
+            await self.grouping_topic.send(key=key.encode(), value=ev.encode(alert))
+            return
+        await self.alerts_topic.send(key=alert.key.encode(), value=ev.encode(alert))
+
+    async def _record(self, alert: ev.Alert, result: Any, reason: str, now: datetime) -> None:
+        log.info("alert %s %s: %s", alert.key, result, reason)
+        decision = ev.Decision(alert=alert, result=result, reason=reason, decided_at=now)
+        await self.decisions_topic.send(key=alert.key.encode(), value=ev.encode(decision))
+
+    # -- the burst agent ------------------------------------------------------------------
+
+    async def on_burst_hit(self, raw: bytes, partition: int) -> None:
+        """Count one match in its group's window; a burst alert when an episode starts."""
+        hit = _hit_dec.decode(raw)
+        rule = self.by_name.get(hit.rule)
+        if rule is None or rule.kind != "burst":
+            return
+        key = burst.burst_key(rule, hit.event)
+        slot = self.windows.get(key)
+        now = datetime.now(UTC)
+        window, alerts = burst.on_event(_burst_dec.decode(slot).window if slot else None, hit.event, rule, now)
+        _put(self.windows, key, _dump(BurstSlot(partition=partition, window=window)), partition)
+        for alert in alerts:
+            await self.admit(rule, alert, now)
+
+    # -- the grouping agent ---------------------------------------------------------------
+
+    async def on_grouped(self, alert: ev.Alert, partition: int) -> None:
+        """Hold ``alert`` in its group until the group's due time."""
+        rule = self.by_name.get(alert.rule)
+        spec = rule.options.grouping if rule else None
+        if spec is None:  # the rule lost its group_by (a rules reload): send as it is
+            await self.alerts_topic.send(key=alert.key.encode(), value=ev.encode(alert))
+            return
+        key, _ = grouping.group_key(alert, spec)
+        raw = self.groups.get(key)
+        slot = _group_dec.decode(raw) if raw else None
+        if slot is not None and alert.key in slot.seen:
+            return
+        group = grouping.add(slot.group if slot else None, alert, spec, datetime.now(UTC))
+        seen = [*(slot.seen if slot else []), alert.key]
+        _put(self.groups, key, _dump(GroupSlot(partition=partition, group=group, seen=seen)), partition)
+
+    # -- the timer ------------------------------------------------------------------------
+
+    def _owned(self, topic: Any) -> set[int]:
+        name = topic.get_topic_name()
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == name}
+
+    async def tick(self) -> None:
+        """Fire the due stuck timers and flush the due groups of the partitions this worker owns."""
+        if getattr(self.app, "in_recovery", False):
+            return
+        now = datetime.now(UTC)
+        by_name = self.by_name
+        mine = self._owned(self.events_topic)
+        for key in list(self.timers.data.keys()):
+            raw = self.timers.data.get(key)  # re-read: an agent may have moved it meanwhile
+            if not raw or (slot := _timer_dec.decode(raw)).partition not in mine:
+                continue
+            due = stuck.due_at(slot.state, by_name)
+            if due is None or due > now:
+                continue
+            state, alerts = stuck.on_tick(slot.state, by_name, now)
+            _put(self.timers, key, _dump(TimerSlot(partition=slot.partition, state=state)), slot.partition)
+            for alert in alerts:
+                sends = state.timers[alert.rule].sends
+                if sends > 1:  # a reminder: a new key, as dedup.admit names it
+                    alert = msgspec.structs.replace(alert, key=f"{alert.key}#{sends}")
+                await self.admit(by_name[alert.rule], alert, now)
+        mine = self._owned(self.bursts_topic)
+        for key in list(self.windows.data.keys()):  # drop the windows that drained
+            raw = self.windows.data.get(key)
+            if not raw or (bslot := _burst_dec.decode(raw)).partition not in mine:
+                continue
+            rule = by_name.get(key.split("|", 1)[0])
+            if rule is None or burst.expired(bslot.window, rule, now):
+                _put(self.windows, key, None, bslot.partition)
+        mine = self._owned(self.grouping_topic)
+        for key in list(self.groups.data.keys()):
+            raw = self.groups.data.get(key)
+            if not raw or (slot := _group_dec.decode(raw)).partition not in mine:
+                continue
+            await self._flush(key, slot, by_name, now)
+
+    async def _flush(self, key: str, slot: GroupSlot, by_name: dict[str, CompiledRule], now: datetime) -> None:
+        rule = by_name.get(slot.group.rule)
+        spec = rule.options.grouping if rule else None
+        if spec is None or not grouping.due(slot.group, spec, now):
+            return
+        after, alerts = grouping.flush(slot.group, spec, now)
+        if after is None:  # nothing new for a whole interval: the group closes
+            _put(self.groups, key, None, slot.partition)
+            return
+        # State first (in memory, synchronously): an alert the agent adds while we await
+        # below joins the next flush, and the changelog written last carries both.
+        self.groups.data[key] = _dump(GroupSlot(partition=slot.partition, group=after, seen=slot.seen))
+        keep = []
+        for alert in alerts:  # a silence that began meanwhile still applies
+            if (s := silenced_by(alert, self.silences.all(), now)) is not None:
+                await self._record(alert, "silenced", s.describe(), now)
+            else:
+                keep.append(alert)
+        if keep:
+            message = grouping.render(after, keep, now, after.flushes)
+            # Sent before the changelog: a crash in between re-flushes under the same key,
+            # which the notifier delivers once.
+            await self.alerts_topic.send(key=message.key.encode(), value=ev.encode(message))
+        self.groups.send_changelog(slot.partition, key, self.groups.data.get(key))
+
+
+def _dump(slot: TimerSlot | GroupSlot | BurstSlot) -> str:
+    return _enc.encode(slot).decode()
+
+
+def _put(table: Any, key: str, value: str | None, partition: int) -> None:
+    """Write a table outside stream iteration: the store, and the changelog of ``partition``."""
+    if value is None:
+        table.data.pop(key, None)
+    else:
+        table.data[key] = value
+    table.send_changelog(partition, key, value)
