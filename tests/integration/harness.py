@@ -56,20 +56,27 @@ def write_config(
     tick: str = "250ms",
     retry: str = "attempts = 5\nbase_delay = 0.2\nmax_delay = 1.0\nbudget_seconds = 20.0",
     extra: str = "",
+    session_timeout: str | None = None,
+    app: str = "",
+    cloud: str = "",
 ) -> Path:
+    """A worker config; ``app`` and ``cloud``: extra lines for those tables (``web_port = 9100``)."""
     lines = [
         "[broker]",
         f'url = "{leg.url}"',
         f'topic_prefix = "{prefix}"',
         f"partitions = {partitions}",
         f"tansu = {'true' if leg.kind == 'tansu' else 'false'}",
+        *([f'session_timeout = "{session_timeout}"'] if session_timeout else []),
         "",
         "[app]",
         f'id = "{prefix}"',
+        *([app] if app else []),
         "",
         "[cloud]",
         f'endpoints = {{ workspace = "{sim_url}", workspaceapp = "{sim_url}", evs = "{sim_url}" }}',
         'retry_budget = "20s"',
+        *([cloud] if cloud else []),
         "",
         "[poll]",
         f'fast = "{fast}"',
@@ -105,15 +112,18 @@ class Worker:
     log: Path
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    log_level: str = "INFO"
+    log_format: str = "text"
 
     def start(self) -> Worker:
         env = {**os.environ, "HUAWEICLOUD_SDK_AK": DEFAULT_AK, "HUAWEICLOUD_SDK_SK": DEFAULT_SK, **self.env}
         out = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "watcher.cli", "--log-level", "INFO", "run", "--config", str(self.config)],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-        )
+        self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
         return self
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "watcher.cli", "--log-level", self.log_level, "--log-format", self.log_format,
+                "run", "--config", str(self.config)]
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -132,6 +142,29 @@ class Worker:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
+@dataclass
+class ReportingWorker(Worker):
+    """A Worker that also appends one JSON line per alert it delivered to ``report``.
+
+    It runs tests/integration/reporting_worker.py: the same ``run_worker`` as `watcher run`,
+    plus a delivered-hook, so a test can tell which of several workers delivered what.
+    """
+
+    report: Path | None = None
+
+    def command(self) -> list[str]:
+        assert self.report is not None, "ReportingWorker needs a report path"
+        return [sys.executable, "-m", "tests.integration.reporting_worker", str(self.config), str(self.report)]
+
+    def delivered(self) -> list[dict[str, Any]]:
+        """What this worker reported: {"pid", "key", "job_id"} per delivered alert."""
+        import json
+
+        if self.report is None or not self.report.exists():
+            return []
+        return [json.loads(line) for line in self.report.read_text().splitlines() if line.strip()]
+
+
 async def read_topic(
     bootstrap: str,
     topic: str,
@@ -139,10 +172,20 @@ async def read_topic(
     until: Callable[[list[Any]], bool],
     timeout: float = 60.0,
     settle: float = 0.0,
+    partitions: int | None = None,
 ) -> list[Any]:
-    """Decoded records of ``topic`` from the start, once ``until(records)`` holds (then ``settle`` more seconds)."""
+    """Decoded records of ``topic`` from the start, once ``until(records)`` holds (then ``settle`` more seconds).
+
+    ``partitions``: create the topic with that many partitions first, if it does not exist yet.
+    Reading a topic before the worker created it otherwise lets Apache Kafka auto-create it
+    with one partition, and the worker then refuses to start on the mismatch.
+    """
     from aiokafka import AIOKafkaConsumer
 
+    if partitions is not None:
+        from watcher.app.topics import ensure_topics
+
+        await ensure_topics(bootstrap, {topic: partitions})
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
     )
@@ -172,3 +215,41 @@ async def wait_for(predicate: Callable[[], bool], timeout: float, what: str, wor
         await asyncio.sleep(0.2)
     tail = worker.output()[-4000:] if worker else ""
     raise AssertionError(f"timed out after {timeout}s waiting for {what}\n--- worker output tail ---\n{tail}")
+
+
+
+@dataclass
+class Group:
+    """A consumer group as DescribeGroups shows it; ``members``: member id → {topic: partitions}.
+
+    Assignments are empty on brokers that do not return them (Tansu answers with empty bytes).
+    """
+
+    state: str
+    members: dict[str, dict[str, set[int]]]
+
+
+async def describe_group(bootstrap: str, group_id: str) -> Group | None:
+    """The group's state and members; None while the broker has no coordinator for it yet."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+    from aiokafka.errors import KafkaError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        responses = await admin.describe_consumer_groups([group_id])
+    except KafkaError:
+        return None
+    finally:
+        await admin.close()
+    for response in responses:
+        for error_code, gid, state, _ptype, _protocol, members, *_ in response.groups:
+            if error_code or gid != group_id:
+                continue
+            out: dict[str, dict[str, set[int]]] = {}
+            for member_id, *_, raw in members:
+                assignment = ConsumerProtocolMemberAssignment.decode(raw) if raw else None
+                out[member_id] = {t: set(ps) for t, ps in (assignment.assignment if assignment else [])}
+            return Group(state=state, members=out)
+    return None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import ROOT, Worker, WatchSpec, unique_prefix, wait_for, write_config
+from tests.integration.harness import ROOT, WatchSpec, Worker, unique_prefix, wait_for, write_config
 from tests.integration.topic import TopicCollector
 from watcher.events import JobEvent
 from watcher.simulator.server import small_scenario_path, start_simulator
