@@ -18,6 +18,7 @@ from watcher.duration import parse_duration
 from watcher.errors import ConfigError
 from watcher.events import SOURCES
 from watcher.notify.config import NotifyConfig
+from watcher.notify.redact import mask_url
 from watcher.sources.base import Target
 
 
@@ -66,8 +67,36 @@ class RulesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 class AppConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     id: str = "watcher"
-    web_port: int = 0  # 0 -> no web server (metrics/health are their own issue)
+    web_port: int = 0  # /metrics, /healthz, /readyz on 127.0.0.1:web_port; 0 -> no web server
     track_topic: bool = True
+
+
+class HealthConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Self-health: alert when watcher goes blind to a target, and a dead-man heartbeat.
+
+    A target is blind after ``blind_after_failures`` failed polls in a row, or when polls have
+    been failing for longer than ``blind_after``. The ``watcher-blind`` alert (severity
+    critical) goes to the targets tagged ``tags`` (empty: ``notify.default_tags``), and a
+    recovered notice follows when a poll succeeds again. ``heartbeat_url`` (any Apprise URL,
+    e.g. ``json://host/ping``; a secret, masked like notify URLs) is sent a short message
+    every ``heartbeat_interval``; "" turns the heartbeat off.
+    """
+
+    enabled: bool = True
+    blind_after_failures: int = 3
+    blind_after: str = "5m"
+    check_interval: str = "5s"
+    tags: tuple[str, ...] = ()
+    heartbeat_url: str = ""
+    heartbeat_interval: str = "60s"
+
+    def __repr__(self) -> str:  # the heartbeat URL may carry a token: never print it raw
+        url = mask_url(self.heartbeat_url) if self.heartbeat_url else ""
+        return (f"HealthConfig(enabled={self.enabled!r}, blind_after_failures={self.blind_after_failures!r}, "
+                f"blind_after={self.blind_after!r}, tags={self.tags!r}, heartbeat_url={url!r}, "
+                f"heartbeat_interval={self.heartbeat_interval!r})")
+
+    __str__ = __repr__
 
 
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -78,6 +107,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     rules: RulesConfig = RulesConfig()
     notify: NotifyConfig = NotifyConfig()
     app: AppConfig = AppConfig()
+    health: HealthConfig = HealthConfig()
     path: str = ""
 
     def targets(self) -> list[Target]:
@@ -106,6 +136,7 @@ _DURATION_KEYS = {
     "broker": ("session_timeout",),
     "cloud": ("connect_timeout", "read_timeout", "retry_budget"),
     "poll": ("fast", "idle", "tick"),
+    "health": ("blind_after", "check_interval", "heartbeat_interval"),
 }
 
 _PATH = re.compile(r"at `\$\.([^`]*)`")
@@ -207,6 +238,10 @@ def _validate(cfg: Config, text: str, file: str) -> None:
             fail(f"watch[{i}].job_types", "the workspaceapp API requires job_type: name the job types to watch")
     if cfg.broker.partitions < 1:
         fail("broker.partitions", "must be at least 1")
+    if cfg.health.blind_after_failures < 1:
+        fail("health.blind_after_failures", "must be at least 1")
+    if not 0 <= cfg.app.web_port <= 65535:
+        fail("app.web_port", "must be a TCP port (1-65535), or 0 for no web server")
     for svc in cfg.cloud.endpoints:
         if svc not in ("workspace", "workspaceapp", "evs"):
             fail(f"cloud.endpoints.{svc}", "unknown service; expected workspace, workspaceapp or evs")

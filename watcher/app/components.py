@@ -1,27 +1,93 @@
-"""The non-Faust parts one worker needs: cloud client, sources, rules, notifier, counters."""
+"""The non-Faust parts one worker needs: cloud client, sources, rules, notifier, counters.
+
+The agents in ``factory.py`` reach the cloud, the rules and the notifier only through
+:class:`Components`, so the wrappers here see every poll, every fired rule and every
+delivery: that is where metrics (:mod:`watcher.app.metrics`) and the self-health tracker
+(:mod:`watcher.app.blind`) are fed, without the agents knowing.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from watcher.app.blind import BlindTracker
+from watcher.app.metrics import Metrics, Stats
 from watcher.config import Config
-from watcher.events import Alert, TrackRequest
+from watcher.events import Alert, JobEvent, TrackRequest
+from watcher.rules.silence import Silence
 from watcher.sources.base import Source, Target
+
+__all__ = ["Components", "Stats", "build_client", "build_components"]
 
 log = logging.getLogger("watcher.app")
 
 
-@dataclass
-class Stats:
-    polls: int = 0
-    events: int = 0
-    fired: int = 0
-    sent: int = 0
-    deduped: int = 0
-    dead: int = 0
+class _MeteredSource:
+    """A source whose ``fetch`` is timed and whose outcome is recorded per target."""
+
+    def __init__(self, inner: Source, comps: Components) -> None:
+        self._inner, self._comps = inner, comps
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def fetch(self, client: Any, target: Target, active: Any) -> Any:
+        started = time.monotonic()
+        try:
+            result = await self._inner.fetch(client, target, active)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self._comps.record_poll(target, time.monotonic() - started, error=str(e) or type(e).__name__)
+            raise
+        self._comps.record_poll(target, time.monotonic() - started)
+        return result
+
+
+class _MeteredRuleSet:
+    """The rule set, counting what each rule fires."""
+
+    def __init__(self, inner: Any, metrics: Metrics) -> None:
+        self._inner, self._metrics = inner, metrics
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def __len__(self) -> int:
+        return len(self._inner)
+
+    def evaluate(self, event: JobEvent, now: datetime) -> list[Alert]:
+        alerts = self._inner.evaluate(event, now)
+        for alert in alerts:
+            self._metrics.rules_fired.labels(alert.rule, alert.severity).inc()
+        return list(alerts)
+
+
+class _MeteredNotifier:
+    """The notifier, timing each ``deliver_with_retry`` and counting per-target results."""
+
+    def __init__(self, inner: Any, metrics: Metrics) -> None:
+        self._inner, self._metrics = inner, metrics
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def __repr__(self) -> str:
+        return f"Metered({self._inner!r})"
+
+    async def deliver_with_retry(
+        self, alert: Alert, already_ok: Collection[str] = frozenset(), on_success: Callable[[str], None] | None = None
+    ) -> Any:
+        started = time.monotonic()
+        outcome = await self._inner.deliver_with_retry(alert, already_ok=already_ok, on_success=on_success)
+        self._metrics.delivered(outcome, time.monotonic() - started)
+        return outcome
 
 
 @dataclass
@@ -30,16 +96,37 @@ class Components:
     client: Any
     notifier: Any
     _ruleset: Any
-    stats: Stats = field(default_factory=Stats)
+    metrics: Metrics = field(default_factory=Metrics)
     delivered_hooks: list[Callable[[Alert], None]] = field(default_factory=list)
+    silences: list[Silence] = field(default_factory=list)  # the rule files' own
+    stats: Stats = field(init=False)
+    blind: BlindTracker = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stats = Stats(self.metrics)
+        health = self.config.health
+        self.blind = BlindTracker(
+            failures=health.blind_after_failures, after=self.config.seconds(health.blind_after)
+        )
+        if hasattr(self.client, "on_response"):
+            self.client.on_response = self.metrics.cloud_response
+        if self.notifier is not None and not isinstance(self.notifier, _MeteredNotifier):
+            self.notifier = _MeteredNotifier(self.notifier, self.metrics)
+        if self._ruleset is not None and not isinstance(self._ruleset, _MeteredRuleSet):
+            self._ruleset = _MeteredRuleSet(self._ruleset, self.metrics)
 
     def source(self, name: str) -> Source:
         from watcher.sources import get_source
 
-        return get_source(name)
+        return _MeteredSource(get_source(name), self)  # type: ignore[return-value]
 
     def ruleset(self) -> Any:
         return self._ruleset
+
+    def record_poll(self, target: Target, seconds: float, error: str | None = None) -> None:
+        """One fetch of ``target`` finished: feed the metrics and the blind tracker."""
+        health = self.blind.observe(target, ok=error is None, now=time.time(), error=error)
+        self.metrics.poll_finished(target.source, target.id, seconds, error is None, health.failures)
 
     def target_for(self, req: TrackRequest, targets: dict[str, Target]) -> str | None:
         for tid, t in targets.items():
@@ -73,8 +160,9 @@ def build_components(config: Config, *, client: Any = None, notifier: Any = None
         from watcher.notify.deliver import Notifier
 
         notifier = Notifier(config.notify)
+    silences: list[Silence] = []
     if ruleset is None:
-        from watcher.rules.engine import load_rules
+        from watcher.rules.engine import load_book
 
-        ruleset = load_rules(list(config.rules.files))
-    return Components(config=config, client=client, notifier=notifier, _ruleset=ruleset)
+        ruleset, silences = load_book(list(config.rules.files))
+    return Components(config=config, client=client, notifier=notifier, _ruleset=ruleset, silences=silences)

@@ -11,6 +11,32 @@ from watcher.config import Config
 log = logging.getLogger("watcher.app")
 
 
+def owned_targets(app: Any, config: Config) -> set[str]:
+    """The target ids whose ticks partition this worker holds now."""
+    from watcher.app.factory import partition_for
+
+    ticks = f"{config.broker.topic_prefix}.ticks"
+    mine = {tp.partition for tp in app.consumer.assignment() if tp.topic == ticks}
+    n = config.broker.partitions
+    return {tid for tid in app.watcher_targets if partition_for(tid, n) in mine}
+
+
+def side_services(app: Any, config: Config) -> list[Any]:
+    """Services started with the worker, before the app and stopped after it: the web
+    endpoints (if ``[app] web_port``) and self-health (blind alerts, heartbeat)."""
+    from watcher.app.blind import SelfHealth
+    from watcher.app.health import WebServer
+
+    comps = app.watcher_components
+    services: list[Any] = []
+    if config.app.web_port > 0:
+        web = WebServer(comps.metrics, config.app.web_port, app, loop=app.loop)
+        app.web_server(web)  # ours replaces Faust's own web stack on that port
+        services.append(web)
+    services.append(SelfHealth(comps, app.watcher_targets, owned=lambda: owned_targets(app, config), loop=app.loop))
+    return services
+
+
 def run_worker(
     config: Config,
     *,
@@ -46,7 +72,13 @@ def run_worker(
         asyncio.run(ensure_topics(url.split("://", 1)[-1], app.watcher_topics))
         if on_app is not None:
             on_app(app)
-        worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+        worker = faust.Worker(
+            app, *side_services(app, config), loglevel=loglevel, quiet=True, redirect_stdouts=False,
+            # Keep the caller's handlers (cli.setup_logging: --log-format json, level caps);
+            # mode would replace them with its own text format.
+            override_logging=not logging.getLogger().handlers,
+        )
+        worker.spinner = None  # it writes terminal escapes to stdout, even when that is a log file
         try:
             worker.execute_from_commandline()
         except SystemExit as e:

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from urllib.parse import quote
@@ -79,7 +79,9 @@ class CloudClient:
     """Signed, retried, concurrency-bounded GETs against Workspace, Workspace App and EVS.
 
     ``requests`` counts every HTTP request sent (retries included) and ``requests_by_api``
-    splits it per ``api`` label: the cost of polling.
+    splits it per ``api`` label: the cost of polling. ``on_response(api, code)``, if set, is
+    called once per attempt with the HTTP status code as text, or ``"error"`` when no answer
+    came (a metrics hook: both values are safe as labels).
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class CloudClient:
         self.max_concurrency = max_concurrency
         self.requests = 0
         self.requests_by_api: dict[str, int] = {}
+        self.on_response: Callable[[str, str], None] | None = None
         self._environ = environ  # None: read os.environ at call time, as the SDK does
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._rng = random.Random()
@@ -187,11 +190,15 @@ class CloudClient:
         try:
             response = await self._http.get(base + request_target(path, pairs), headers=headers)
         except httpx.HTTPError as e:
+            if self.on_response is not None:
+                self.on_response(api, "error")
             # httpx messages name the URL or the socket error, never a header.
             what = self.credentials.redact(clip(str(e) or type(e).__name__))
             retryable = isinstance(e, httpx.TransportError) and not isinstance(e, _NOT_RETRYABLE)
             message = f"{type(e).__name__} calling {base}: {what}"
             raise _Failure(TransportError, message, retryable, api=api, project_id=project_id) from e
+        if self.on_response is not None:
+            self.on_response(api, str(response.status_code))
         if 200 <= response.status_code < 300:
             return response.content
         raise self._failure(api, service, project_id, response)

@@ -1,0 +1,98 @@
+"""The worker's HTTP endpoints: ``/metrics``, ``/healthz``, ``/readyz`` on 127.0.0.1.
+
+Served when ``[app] web_port`` is set (0, the default, serves nothing). It binds the
+loopback address only: put a reverse proxy or a sidecar in front to expose it.
+
+* ``/healthz`` — 200 while the process runs its event loop (liveness).
+* ``/readyz`` — 200 once the worker has finished table recovery, is not rebalancing and
+  has partitions assigned; 503 with the reason otherwise (readiness).
+* ``/metrics`` — Prometheus text format from the worker's own registry
+  (:mod:`watcher.app.metrics`).
+
+It is registered as the app's web server (``app.web_server``), which keeps Faust's own
+web stack off the port, and is handed to the worker as a service of its own, so it is up
+before the app and stops after it on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from aiohttp import web
+from mode import Service
+
+from watcher.app.metrics import CONTENT_TYPE, Metrics
+
+log = logging.getLogger("watcher.app.health")
+
+
+def readiness(app: Any) -> tuple[bool, str]:
+    """Whether ``app`` (a Faust app) can do its work now, and if not, why."""
+    try:
+        if not app.started or app.should_stop:
+            return False, "worker not started"
+        if not app.tables.recovery.completed.is_set():
+            return False, "table recovery in progress"
+        if app.rebalancing:
+            return False, "rebalancing"
+        if not app.consumer.assignment():
+            return False, "no partitions assigned"
+    except Exception as e:  # faust internals not built yet (consumer, tables)
+        return False, f"worker starting ({type(e).__name__})"
+    return True, "ready"
+
+
+def consumer_lag(app: Any) -> Iterator[tuple[str, int, int]]:
+    """(topic, partition, lag) per assigned partition: highwater minus the next offset to process."""
+    consumer = app.consumer
+    committed = consumer._committed_offset  # faust keeps the last processed offset per TP
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is None:
+            continue
+        done = committed.get(tp)
+        yield tp.topic, tp.partition, max(0, high - (done + 1 if done is not None else 0))
+
+
+class WebServer(Service):
+    """A tiny aiohttp server for the three endpoints."""
+
+    def __init__(self, metrics: Metrics, port: int, app: Any = None, host: str = "127.0.0.1", **kw: Any) -> None:
+        super().__init__(**kw)
+        self.metrics, self.port, self.host, self.faust_app = metrics, port, host, app
+        self._runner: web.AppRunner | None = None
+        if app is not None:
+            metrics.lag_source = lambda: consumer_lag(app)
+
+    def ready(self) -> tuple[bool, str]:
+        ok, why = readiness(self.faust_app) if self.faust_app is not None else (True, "ready")
+        self.metrics.ready.set(1 if ok else 0)
+        return ok, why
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        ok, why = self.ready()
+        return web.Response(status=200 if ok else 503, text=why + "\n")
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        self.ready()
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    async def on_start(self) -> None:
+        http = web.Application()
+        http.router.add_get("/healthz", self._healthz)
+        http.router.add_get("/readyz", self._readyz)
+        http.router.add_get("/metrics", self._metrics)
+        self._runner = web.AppRunner(http, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        log.info("serving /metrics, /healthz and /readyz on http://%s:%d", self.host, self.port)
+
+    async def on_stop(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
