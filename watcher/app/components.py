@@ -123,6 +123,10 @@ class Components:
     def ruleset(self) -> Any:
         return self._ruleset
 
+    def replace_ruleset(self, ruleset: Any) -> None:
+        """Install reloaded rules; agents read them through ruleset() on every event."""
+        self._ruleset = _MeteredRuleSet(ruleset, self.metrics)
+
     def record_poll(self, target: Target, seconds: float, error: str | None = None) -> None:
         """One fetch of ``target`` finished: feed the metrics and the blind tracker."""
         health = self.blind.observe(target, ok=error is None, now=time.time(), error=error)

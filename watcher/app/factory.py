@@ -32,6 +32,7 @@ import msgspec
 
 from watcher import events as ev
 from watcher.app import silences as silence_feed
+from watcher.app.reload import RuleReloader
 from watcher.app.stages import Stages
 from watcher.config import Config
 from watcher.poller.diff import JobState
@@ -158,6 +159,17 @@ def build_app(
         silence_feed.topic_name(config): n,
     }
     silences = silence_feed.SilenceBook(comps.silences)
+
+    def install_rules(ruleset: Any, file_silences: list[Any]) -> None:
+        comps.replace_ruleset(ruleset)
+        silences.from_files = list(file_silences)
+
+    reloader = RuleReloader(list(config.rules.files), install_rules)
+    app.watcher_reloader = reloader  # type: ignore[attr-defined]
+
+    @app.timer(2.0)  # every worker watches the rule files it was started with
+    async def reload_rules() -> None:
+        reloader.check()
     stages = Stages(
         app, comps, silences, timers=stuck_timers, groups=groups, windows=windows, events_topic=events_topic,
         alerts_topic=alerts_topic, grouping_topic=grouping_topic, decisions_topic=decisions_topic,
