@@ -32,7 +32,7 @@ import msgspec
 
 from watcher import events as ev
 from watcher.app import silences as silence_feed
-from watcher.app.reload import RuleReloader
+from watcher.app.reload import RuleReloader, warn_unapplied
 from watcher.app.stages import Stages
 from watcher.config import Config
 from watcher.poller.diff import JobState
@@ -165,6 +165,7 @@ def build_app(
         silences.from_files = list(file_silences)
 
     reloader = RuleReloader(list(config.rules.files), install_rules)
+    warn_unapplied(comps.ruleset())
     app.watcher_reloader = reloader  # type: ignore[attr-defined]
 
     @app.timer(2.0)  # every worker watches the rule files it was started with
