@@ -100,6 +100,9 @@ def faust_settings(config: Config, broker_url: str, embedded: bool) -> dict[str,
         topic_replication_factor=1,
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
+        # A commit per record costs ~40% of the rules path (make bench), but committing on an
+        # interval made the SIGKILL-restart delivery test lose its successor's deliveries in
+        # some runs (not understood yet), so stay with per-record commits until it is.
         broker_commit_every=1,
         broker_commit_interval=0.5,
         stream_wait_empty=False,
