@@ -57,6 +57,15 @@ _state_dec = msgspec.json.Decoder(TargetState)
 _job_dec = msgspec.json.Decoder(JobState)
 
 
+def decode_or_warn(raw: bytes, what: str) -> ev.AnyRecord | None:
+    """A record off a topic, or None (logged) when it does not decode: bad input loses nothing else."""
+    try:
+        return ev.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        log.warning("ignored a malformed %s: %s", what, e)
+        return None
+
+
 def partition_for(target_id: str, partitions: int) -> int:
     """Stable across processes and restarts (unlike hash())."""
     return zlib.crc32(target_id.encode()) % partitions
@@ -219,11 +228,7 @@ def build_app(
     @app.agent(track_topic)
     async def track(stream: Any) -> None:
         async for value in stream:
-            try:
-                req = ev.decode(value)
-            except (msgspec.DecodeError, msgspec.ValidationError) as e:
-                log.warning("ignored a malformed track request: %s", e)
-                continue
+            req = decode_or_warn(value, "track request")
             if not isinstance(req, ev.TrackRequest):
                 continue
             tid = comps.target_for(req, targets)
@@ -244,22 +249,14 @@ def build_app(
     async def evaluate(stream: Any) -> None:
         await silences.ready.wait()  # no alert before every silence is known
         async for event in stream.events():
-            try:
-                record = ev.decode(event.value)
-            except (msgspec.DecodeError, msgspec.ValidationError) as e:
-                log.warning("ignored a malformed event: %s", e)
-                continue
+            record = decode_or_warn(event.value, "event")
             if isinstance(record, ev.JobEvent):
                 await stages.on_event(record, event.message.partition)
 
     @app.agent(grouping_topic)
     async def group(stream: Any) -> None:
         async for event in stream.events():
-            try:
-                alert = ev.decode(event.value)
-            except (msgspec.DecodeError, msgspec.ValidationError) as e:
-                log.warning("ignored a malformed grouped alert: %s", e)
-                continue
+            alert = decode_or_warn(event.value, "grouped alert")
             if isinstance(alert, ev.Alert):
                 await stages.on_grouped(alert, event.message.partition)
 
@@ -278,11 +275,7 @@ def build_app(
     @app.agent(alerts_topic, concurrency=4)
     async def notify(stream: Any) -> None:
         async for event in stream.events():
-            try:
-                alert = ev.decode(event.value)
-            except (msgspec.DecodeError, msgspec.ValidationError) as e:
-                log.warning("ignored a malformed alert: %s", e)
-                continue
+            alert = decode_or_warn(event.value, "alert")
             if not isinstance(alert, ev.Alert) or alert.key in inflight:
                 continue
             inflight.add(alert.key)
