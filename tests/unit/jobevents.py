@@ -54,3 +54,19 @@ def ruleset(text: str) -> RuleSet:
     rules, errors = parse_rules(text, "t.yaml")
     assert errors == []
     return RuleSet(compile_rule(r) for r in rules)
+
+
+def raw_event(source: str, status: str, phase: str, job_type: str, when: datetime = T0, **kw: object) -> JobEvent:
+    """Job j1 of project p1 with any status word and phase (e.g. App job "0" / failed)."""
+    return JobEvent(
+        source=source,
+        region="cn-north-4",
+        project_id="p1",
+        job_key=job_key(source, "cn-north-4", "p1", "j1"),
+        job_id="j1",
+        job_type=job_type,
+        status=status,
+        phase=phase,  # type: ignore[arg-type]
+        observed_at=when,
+        **kw,  # type: ignore[arg-type]
+    )

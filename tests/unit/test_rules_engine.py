@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.unit.jobevents import raw_event
 from watcher.errors import RuleError
-from watcher.events import Entities, JobEvent, TaskCounts, alert_key, job_key
+from watcher.events import Entities, JobEvent, TaskCounts, alert_key
 from watcher.rules.check import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, run
 from watcher.rules.compile import compile_rule
 from watcher.rules.engine import NOTIFY_TYPES, RuleSet, load_rules
@@ -27,18 +28,7 @@ def event(
 ) -> JobEvent:
     kw.setdefault("prev_status", "RUNNING")
     kw.setdefault("prev_phase", "running")
-    return JobEvent(
-        source=source,
-        region="cn-north-4",
-        project_id="p1",
-        job_key=job_key(source, "cn-north-4", "p1", "j1"),
-        job_id="j1",
-        job_type=job_type,
-        status=status,
-        phase=phase,  # type: ignore[arg-type]
-        observed_at=NOW,
-        **kw,
-    )
+    return raw_event(source, status, phase, job_type, NOW, **kw)
 
 
 def ruleset(text: str) -> RuleSet:

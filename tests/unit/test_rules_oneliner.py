@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.unit.jobevents import raw_event
 from watcher.errors import RuleError
-from watcher.events import JobEvent, TaskCounts, job_key
+from watcher.events import JobEvent, TaskCounts
 from watcher.rules import oneliner
 from watcher.rules.fields import event_context
 
@@ -18,18 +19,7 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def event(source: str, status: str, phase: str, job_type: str, **kw) -> JobEvent:
-    return JobEvent(
-        source=source,
-        region="cn-north-4",
-        project_id="p1",
-        job_key=job_key(source, "cn-north-4", "p1", "j1"),
-        job_id="j1",
-        job_type=job_type,
-        status=status,
-        phase=phase,  # type: ignore[arg-type]
-        observed_at=NOW,
-        **kw,
-    )
+    return raw_event(source, status, phase, job_type, NOW, **kw)
 
 
 # One event per way a job can look; the ids are what the table below refers to.
