@@ -208,3 +208,45 @@ async def test_failures_across_partitions_make_one_burst_alert(rig: Rig) -> None
     assert len(sink.received) == 1, [r.body["title"] for r in sink.received]
     title = sink.received[0].body["title"]
     assert title == f"[BURST] 5 × FAILED createDesktops within 10m: project_id={P1}", title
+
+
+INHIBITING_RULES = """\
+rules:
+  - name: batch-failing
+    when: FAILED createDesktops
+    share: {min: 0.05, of: parent}
+    inhibits: [desktop-failed]
+    notify: [webhook]
+  - name: failures-burst
+    when: FAILED createDesktops
+    burst: {count: 3, within: 10m, by: [project_id]}
+    inhibits: [desktop-failed]
+    notify: [webhook]
+  - name: desktop-failed
+    when: FAILED createDesktops
+    group_by: [project_id, job_type, parent_job_id]
+    group_wait: 4s
+    notify: [webhook]
+"""
+
+
+async def test_share_and_burst_alerts_inhibit_the_per_desktop_alerts_they_cover(rig: Rig) -> None:
+    """20 desktops of one job, 8 failing: one share alert, one burst alert; the grouped per-desktop
+    alerts are recorded as inhibited at their flush, and none of them is sent."""
+    running, sink, cfg = await rig.start(desktops_scenario(20, fail=0.4), INHIBITING_RULES)
+    decisions = await rig.collect("decisions")
+    running.sim.set_time(running.sim.horizon())
+    failed = {d.id for d in running.sim.plan.projects[P1].desktops if d.timeline.failed}
+    assert len(failed) == 8
+    parent = running.sim.plan.projects[P1].desktops[0].job_id
+    worker = rig.worker(cfg)
+    await wait_for(lambda: len(decisions.records) >= len(failed), 60, "the inhibited decisions", worker)
+    await wait_for(lambda: len(sink.received) >= 2, 30, "the share and burst alerts", worker)
+    await asyncio.sleep(3)  # a grouped message, a second share or burst, a duplicate would arrive now
+    titles = sorted(r.body["title"] for r in sink.received)
+    assert len(titles) == 2, titles
+    assert titles[0] == f"[BURST] 3 × FAILED createDesktops within 10m: project_id={P1}"
+    assert titles[1].startswith("[SHARE] ") and f"of createDesktops {parent} match FAILED createDesktops" in titles[1]
+    assert all(isinstance(d, Decision) and d.result == "inhibited" for d in decisions.records)
+    assert sorted(d.alert.event.job_id for d in decisions.records) == sorted(failed)
+    assert all(d.alert.rule == "desktop-failed" and "inhibited by " in d.reason for d in decisions.records)

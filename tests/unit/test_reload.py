@@ -35,15 +35,3 @@ def test_reload_valid_then_refuse_invalid(tmp_path: Path, caplog):
     assert r.check() is None  # the same bad file is reported once, not every cycle
     touch(f, GOOD, 3)
     assert r.check() is True and installed[-1] == ["a"]
-
-
-def test_worker_warns_about_features_it_does_not_apply_yet():
-    from watcher.app.reload import warn_unapplied
-    from watcher.rules.engine import load_book
-
-    ruleset, _ = load_book(["rules/examples/features.yaml"])
-    notes = warn_unapplied(ruleset)
-    assert any("'share' rules run in `watcher rules test` only" in n for n in notes)
-    assert any("'inhibits' is applied in `watcher rules test` only" in n for n in notes)
-    plain, _ = load_book(["rules/default.yaml"])
-    assert warn_unapplied(plain) == []

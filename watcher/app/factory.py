@@ -6,6 +6,8 @@ Data flow (every arrow is a Kafka topic, every box keeps its state in Kafka)::
         --alerts(key=alert key)--> [notify agent] --(undeliverable)--> dlq
     [rules agent] --grouping(key=group)--> [group agent]; silenced --> decisions
     [rules agent] --bursts(key=rule+group)--> [burst agent] --> alerts or grouping
+    [rules agent] --shares(key=rule+parent job)--> [share agent] --> alerts or grouping
+    any stage --inhibitions(key=id)--> every worker, read whole (as silences)
     track topic --> [track agent] --ticks--> poll agent
     silences topic --> every worker, read whole; stage timer: due stuck timers and groups
 
@@ -31,8 +33,9 @@ import faust
 import msgspec
 
 from watcher import events as ev
+from watcher.app import inhibitions as inhibition_feed
 from watcher.app import silences as silence_feed
-from watcher.app.reload import RuleReloader, warn_unapplied
+from watcher.app.reload import RuleReloader
 from watcher.app.stages import Stages
 from watcher.config import Config
 from watcher.poller.diff import JobState
@@ -162,31 +165,36 @@ def build_app(
     groups = app.Table(f"{prefix}-groups", default=None, **table_kw)
     bursts_topic = app.topic(f"{prefix}.bursts", partitions=n, **raw)  # key: rule + burst group
     windows = app.Table(f"{prefix}-burst-windows", default=None, **table_kw)
+    shares_topic = app.topic(f"{prefix}.shares", partitions=n, **raw)  # key: rule + parent job key
+    shares = app.Table(f"{prefix}-shares", default=None, **table_kw)
+    inhibitions_topic = app.topic(inhibition_feed.topic_name(config), partitions=n, **raw)  # read whole
 
     app.watcher_topics = {  # type: ignore[attr-defined]
         **{t.get_topic_name(): n for t in (ticks, events_topic, alerts_topic, dlq_topic, track_topic)},
         **{tb.changelog_topic.get_topic_name(): n for tb in (poll_targets, poll_jobs, delivered)},
-        **{t.get_topic_name(): n for t in (grouping_topic, decisions_topic, bursts_topic)},
-        **{tb.changelog_topic.get_topic_name(): n for tb in (stuck_timers, groups, windows)},
+        **{t.get_topic_name(): n for t in (grouping_topic, decisions_topic, bursts_topic, shares_topic)},
+        **{tb.changelog_topic.get_topic_name(): n for tb in (stuck_timers, groups, windows, shares)},
         silence_feed.topic_name(config): n,
+        inhibition_feed.topic_name(config): n,
     }
     silences = silence_feed.SilenceBook(comps.silences)
+    inhibitions = inhibition_feed.InhibitionBook()
 
     def install_rules(ruleset: Any, file_silences: list[Any]) -> None:
         comps.replace_ruleset(ruleset)
         silences.from_files = list(file_silences)
 
     reloader = RuleReloader(list(config.rules.files), install_rules)
-    warn_unapplied(comps.ruleset())
     app.watcher_reloader = reloader  # type: ignore[attr-defined]
 
     @app.timer(2.0)  # every worker watches the rule files it was started with
     async def reload_rules() -> None:
         reloader.check()
     stages = Stages(
-        app, comps, silences, timers=stuck_timers, groups=groups, windows=windows, events_topic=events_topic,
-        alerts_topic=alerts_topic, grouping_topic=grouping_topic, decisions_topic=decisions_topic,
-        bursts_topic=bursts_topic,
+        app, comps, silences, inhibitions, timers=stuck_timers, groups=groups, windows=windows, shares=shares,
+        events_topic=events_topic, alerts_topic=alerts_topic, grouping_topic=grouping_topic,
+        decisions_topic=decisions_topic, bursts_topic=bursts_topic, shares_topic=shares_topic,
+        inhibitions_topic=inhibitions_topic,
     )  # fmt: skip
     targets: dict[str, Target] = {t.id: t for t in config.targets()}
     intervals = Intervals(fast=config.seconds(config.poll.fast), idle=config.seconds(config.poll.idle))
@@ -245,9 +253,14 @@ def build_app(
     async def follow_silences() -> None:
         await silence_feed.follow(silences, broker_url.split("://", 1)[-1], silence_feed.topic_name(config))
 
+    @app.task
+    async def follow_inhibitions() -> None:
+        await silence_feed.follow(inhibitions, broker_url.split("://", 1)[-1], inhibition_feed.topic_name(config))
+
     @app.agent(events_topic)
     async def evaluate(stream: Any) -> None:
-        await silences.ready.wait()  # no alert before every silence is known
+        await silences.ready.wait()  # no alert before every silence and inhibition is known
+        await inhibitions.ready.wait()
         async for event in stream.events():
             record = decode_or_warn(event.value, "event")
             if isinstance(record, ev.JobEvent):
@@ -267,6 +280,14 @@ def build_app(
                 await stages.on_burst_hit(event.value, event.message.partition)
             except (msgspec.DecodeError, msgspec.ValidationError) as e:
                 log.warning("ignored a malformed burst hit: %s", e)
+
+    @app.agent(shares_topic)
+    async def count_shares(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                await stages.on_share_hit(event.value, event.message.partition)
+            except (msgspec.DecodeError, msgspec.ValidationError) as e:
+                log.warning("ignored a malformed share hit: %s", e)
 
     @app.timer(0.5)  # every worker: each fires the due timers and groups of its own partitions
     async def stage_timers() -> None:

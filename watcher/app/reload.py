@@ -35,19 +35,6 @@ def snapshot(paths: Sequence[str]) -> Snapshot:
     return out
 
 
-def warn_unapplied(ruleset: Any) -> list[str]:
-    """Log (and return) the rule features a worker does not apply yet, so none fails silently."""
-    notes = []
-    for r in ruleset.rules:
-        if r.kind == "share":
-            notes.append(f"rule {r.name!r}: 'share' rules run in `watcher rules test` only; a worker does not fire them yet")
-        if r.options.inhibits:
-            notes.append(f"rule {r.name!r}: 'inhibits' is applied in `watcher rules test` only; a worker does not mute yet")
-    for n in notes:
-        log.warning("%s", n)
-    return notes
-
-
 class RuleReloader:
     """Call :meth:`check` periodically; ``apply(ruleset, silences)`` installs a good load."""
 
@@ -73,7 +60,6 @@ class RuleReloader:
             self.last_error = str(e)
             log.error("rule files changed but do not load; keeping the last good rules: %s", e)
             return False
-        warn_unapplied(ruleset)
         self.apply(ruleset, silences)
         self.reloads += 1
         self.last_error = None

@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 
 import msgspec
 
@@ -31,8 +32,20 @@ def topic_name(config: Config) -> str:
     return f"{config.broker.topic_prefix}.silences"
 
 
+class Feed(Protocol):
+    """What :func:`follow` fills: a book of records, latest per id (silences, inhibitions)."""
+
+    what: str
+    runtime: dict[str, object]
+    ready: asyncio.Event
+
+    def apply(self, raw: bytes | None) -> None: ...
+
+
 class SilenceBook:
     """The silences one worker honours: the rule files' and the topic's (latest record per id)."""
+
+    what = "silence"
 
     def __init__(self, from_files: Iterable[Silence] = ()) -> None:
         self.from_files = list(from_files)
@@ -53,7 +66,7 @@ class SilenceBook:
         self.runtime[s.id] = s
 
 
-async def follow(book: SilenceBook, bootstrap: str, topic: str) -> None:
+async def follow(book: Feed, bootstrap: str, topic: str) -> None:
     """Read ``topic`` from the start into ``book`` forever; ``book.ready`` once caught up."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -73,7 +86,7 @@ async def follow(book: SilenceBook, bootstrap: str, topic: str) -> None:
                     for m in msgs:
                         book.apply(m.value)
         book.ready.set()
-        log.info("following %d silence(s) on %s", len(book.runtime), topic)
+        log.info("following %d %s(s) on %s", len(book.runtime), book.what, topic)
         while tps:
             for msgs in (await consumer.getmany(timeout_ms=500)).values():
                 for m in msgs:

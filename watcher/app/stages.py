@@ -1,11 +1,14 @@
-"""The stateful rule stages of a running worker: stuck timers, bursts, silences, grouping.
+"""The stateful rule stages of a running worker: stuck timers, bursts, shares, silences,
+inhibition, grouping.
 
 The live counterpart of :class:`watcher.rules.pipeline.DryRun` (the reference semantics),
 with its state in Kafka-backed Faust tables instead of dicts::
 
     events(key=job) --[evaluate]--> match → event alerts | stuck timers (table by job key)
         burst rule matched → bursts(key=rule+group) --[burst agent]--> windows table → alert
-        each alert → silenced? → decisions topic (recorded, not sent)
+        sub-job of a share rule → shares(key=rule+parent) --[share agent]--> shares table → alert
+        new alerts → inhibitions they start → inhibitions topic (every worker reads it whole)
+        each alert → silenced? inhibited? → decisions topic (recorded, not sent)
                    → grouped rule? → grouping(key=group) --[group agent]--> groups table
                    → else → alerts(key=alert key) → notify (delivers each key once)
     timer on every worker, its own partitions only:
@@ -16,21 +19,26 @@ created it), so a worker's timer touches only the state of partitions it owns an
 that partition's changelog. Delivery stays exactly-once through deterministic keys: a
 stuck episode, its reminders (``KEY#n``, as :mod:`watcher.rules.dedup` names them) and each
 group flush (:func:`watcher.rules.grouping.render`) have stable keys, and the notifier
-delivers a key once however often it arrives. Not wired yet: share, inhibition.
+delivers a key once however often it arrives. As in the dry run, the inhibitions a batch
+of new alerts starts are registered before any of them is admitted, so a burst mutes the
+very event that completed it.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 
 from watcher import events as ev
+from watcher.app import inhibitions as inhibition_feed
+from watcher.app.inhibitions import InhibitionBook
 from watcher.app.silences import SilenceBook
-from watcher.rules import burst, grouping, stuck
+from watcher.rules import burst, grouping, inhibit, share, stuck
 from watcher.rules.compile import CompiledRule
+from watcher.rules.inhibit import Inhibition
 from watcher.rules.silence import silenced_by
 
 log = logging.getLogger("watcher.app")
@@ -65,9 +73,26 @@ class BurstHit(msgspec.Struct, frozen=True, kw_only=True):
     event: ev.JobEvent
 
 
+class ShareSlot(msgspec.Struct, kw_only=True):
+    """One (share rule, parent job)'s counts and its shares-topic partition."""
+
+    partition: int
+    state: share.ParentShare
+
+
+class ShareHit(msgspec.Struct, frozen=True, kw_only=True):
+    """A shares-topic record: ``event`` is a sub-job share rule ``rule`` counts (``matched``: it matched)."""
+
+    rule: str
+    event: ev.JobEvent
+    matched: bool
+
+
 _enc = msgspec.json.Encoder()
 _burst_dec = msgspec.json.Decoder(BurstSlot)
 _hit_dec = msgspec.json.Decoder(BurstHit)
+_share_hit_dec = msgspec.json.Decoder(ShareHit)
+_share_dec = msgspec.json.Decoder(ShareSlot)
 _timer_dec = msgspec.json.Decoder(TimerSlot)
 _group_dec = msgspec.json.Decoder(GroupSlot)
 
@@ -76,11 +101,13 @@ class Stages:
     """What the evaluate and grouping agents and the stage timer call; one per worker."""
 
     def __init__(
-        self, app: Any, comps: Any, silences: SilenceBook, *, timers: Any, groups: Any, windows: Any,
-        events_topic: Any, alerts_topic: Any, grouping_topic: Any, decisions_topic: Any, bursts_topic: Any,
+        self, app: Any, comps: Any, silences: SilenceBook, inhibitions: InhibitionBook, *, timers: Any,
+        groups: Any, windows: Any, shares: Any, events_topic: Any, alerts_topic: Any, grouping_topic: Any,
+        decisions_topic: Any, bursts_topic: Any, shares_topic: Any, inhibitions_topic: Any,
     ) -> None:  # fmt: skip
-        self.app, self.comps, self.silences = app, comps, silences
+        self.app, self.comps, self.silences, self.inhibitions = app, comps, silences, inhibitions
         self.timers, self.groups, self.windows, self.bursts_topic = timers, groups, windows, bursts_topic
+        self.shares, self.shares_topic, self.inhibitions_topic = shares, shares_topic, inhibitions_topic
         self.events_topic, self.alerts_topic = events_topic, alerts_topic
         self.grouping_topic, self.decisions_topic = grouping_topic, decisions_topic
 
@@ -98,15 +125,33 @@ class Stages:
         rules = self.comps.ruleset()
         by_name = self.by_name
         produced = [(by_name[a.rule], a) for a in rules.evaluate(event, now)]  # event rules (metered)
-        if any(r.kind in ("stuck", "burst") for r in rules.rules):
+        if any(r.kind in ("stuck", "burst", "share") for r in rules.rules):
             matched = rules.matching(event)
-            produced += self._stuck_event(event, {r.name for r in matched}, partition, now)
+            names = {r.name for r in matched}
+            produced += self._stuck_event(event, names, partition, now)
             for rule in matched:  # a burst counts per group: on to the partition of its group
                 if rule.kind == "burst":
                     hit = BurstHit(rule=rule.name, event=event)
                     await self.bursts_topic.send(key=burst.burst_key(rule, event).encode(), value=_enc.encode(hit))
+            for rule in rules.rules:  # a share counts every sub-job of a parent: on to the parent's partition
+                if rule.kind == "share" and share.counts_toward(rule, event):
+                    key = share.share_key(rule.name, event)
+                    assert key is not None  # counts_toward: the event has a parent
+                    value = _enc.encode(ShareHit(rule=rule.name, event=event, matched=rule.name in names))
+                    await self.shares_topic.send(key=key.encode(), value=value)
+        await self.admit_all(produced, now)
+
+    async def admit_all(self, produced: list[tuple[CompiledRule, ev.Alert]], now: datetime) -> None:
+        """Register what the alerts inhibit, then admit each (DryRun._decide)."""
+        for rule, alert in produced:
+            await self._publish_inhibitions(self.inhibitions.started(rule, alert, now))
         for rule, alert in produced:
             await self.admit(rule, alert, now)
+
+    async def _publish_inhibitions(self, changed: list[Inhibition]) -> None:
+        for i in changed:
+            log.info("inhibition %s until %s: %s", i.id, i.until or "resolved", i.describe())
+            await self.inhibitions_topic.send(key=i.id.encode(), value=inhibition_feed.encode(i))
 
     def _stuck_event(
         self, event: ev.JobEvent, names: set[str], partition: int, now: datetime
@@ -129,6 +174,9 @@ class Stages:
         self.comps.stats.fired += 1
         if (s := silenced_by(alert, self.silences.all(), now)) is not None:
             await self._record(alert, "silenced", s.describe(), now)
+            return
+        if (i := inhibit.inhibited_by(alert, self.inhibitions.all(), now)) is not None:
+            await self._record(alert, "inhibited", i.describe(), now)
             return
         if rule.options.grouping is not None:
             key, _ = grouping.group_key(alert, rule.options.grouping)
@@ -154,8 +202,29 @@ class Stages:
         now = datetime.now(UTC)
         window, alerts = burst.on_event(_burst_dec.decode(slot).window if slot else None, hit.event, rule, now)
         _put(self.windows, key, _dump(BurstSlot(partition=partition, window=window)), partition)
-        for alert in alerts:
-            await self.admit(rule, alert, now)
+        if window.episode is not None and not alerts and rule.options.inhibits:  # a burst going on keeps its cover
+            until = hit.event.observed_at + timedelta(seconds=rule.options.burst_within)  # poller events are UTC
+            source = burst.episode_key(rule.name, burst.group_values(hit.event, rule.options.burst_by), window.episode)
+            await self._publish_inhibitions(self.inhibitions.extended(source, until, now))
+        await self.admit_all([(rule, a) for a in alerts], now)
+
+    # -- the share agent ------------------------------------------------------------------
+
+    async def on_share_hit(self, raw: bytes, partition: int) -> None:
+        """Count one sub-job toward its parent's share; a share alert when the share is reached."""
+        hit = _share_hit_dec.decode(raw)
+        rule = self.by_name.get(hit.rule)
+        key = share.share_key(hit.rule, hit.event)
+        if rule is None or rule.kind != "share" or key is None:
+            return
+        slot = self.shares.get(key)
+        now = datetime.now(UTC)
+        state, alerts = share.on_event(_share_dec.decode(slot).state if slot else None, hit.event, rule, hit.matched, now)
+        _put(self.shares, key, _dump(ShareSlot(partition=partition, state=state)), partition)
+        if hit.matched and state.fired_at is not None and not alerts and rule.options.inhibits:
+            source = share.alert_key(rule.name, hit.event)
+            await self._publish_inhibitions(self.inhibitions.extended(source, now + inhibit.HOLD, now))
+        await self.admit_all([(rule, a) for a in alerts], now)
 
     # -- the grouping agent ---------------------------------------------------------------
 
@@ -187,6 +256,7 @@ class Stages:
             return
         now = datetime.now(UTC)
         by_name = self.by_name
+        self.inhibitions.prune(now)
         mine = self._owned(self.events_topic)
         for key in list(self.timers.data.keys()):
             raw = self.timers.data.get(key)  # re-read: an agent may have moved it meanwhile
@@ -197,11 +267,13 @@ class Stages:
                 continue
             state, alerts = stuck.on_tick(slot.state, by_name, now)
             _put(self.timers, key, _dump(TimerSlot(partition=slot.partition, state=state)), slot.partition)
+            produced = []
             for alert in alerts:
                 sends = state.timers[alert.rule].sends
                 if sends > 1:  # a reminder: a new key, as dedup.admit names it
                     alert = msgspec.structs.replace(alert, key=f"{alert.key}#{sends}")
-                await self.admit(by_name[alert.rule], alert, now)
+                produced.append((by_name[alert.rule], alert))
+            await self.admit_all(produced, now)
         mine = self._owned(self.bursts_topic)
         for key in list(self.windows.data.keys()):  # drop the windows that drained
             raw = self.windows.data.get(key)
@@ -230,9 +302,11 @@ class Stages:
         # below joins the next flush, and the changelog written last carries both.
         self.groups.data[key] = _dump(GroupSlot(partition=slot.partition, group=after, seen=slot.seen))
         keep = []
-        for alert in alerts:  # a silence that began meanwhile still applies
+        for alert in alerts:  # a silence or inhibition that began meanwhile still applies
             if (s := silenced_by(alert, self.silences.all(), now)) is not None:
                 await self._record(alert, "silenced", s.describe(), now)
+            elif (i := inhibit.inhibited_by(alert, self.inhibitions.all(), now)) is not None:
+                await self._record(alert, "inhibited", i.describe(), now)
             else:
                 keep.append(alert)
         if keep:
@@ -243,7 +317,7 @@ class Stages:
         self.groups.send_changelog(slot.partition, key, self.groups.data.get(key))
 
 
-def _dump(slot: TimerSlot | GroupSlot | BurstSlot) -> str:
+def _dump(slot: TimerSlot | GroupSlot | BurstSlot | ShareSlot) -> str:
     return _enc.encode(slot).decode()
 
 
