@@ -15,32 +15,18 @@ Declared here: path, query (``job_type`` one stream per type, ``job_id`` one str
 ``Target.job_ids`` entry, ``desktop_pool_id``, repeated ``status``), paging, the status →
 phase table :data:`PHASES`, and the field mapping in :func:`normalize`.
 
-**Cost** (why fetch is more than "list everything"). The floor is one request per page of
-*non-terminal* rows; a listing of everything grows with history. So, with no status filter
-configured, each stream is polled in one of two ways and the cheaper one is picked:
-
-* *full*: list every row of the stream (``complete=True``). Chosen when the whole history
-  fits in as many pages as the open rows (then it costs the floor), on the first poll, when
-  an active id's parent is unknown (e.g. after a restart), and every ``sweep_every`` polls;
-* *narrow*: list only ``status=WAITING&status=RUNNING``; every active id missing from that
-  answer left the open set, so its parent job is re-read with ``job_id=<parent>`` (any
-  status: it yields the terminal row, and any sibling that failed fast). An active id the
-  parent query does not return is reported in ``FetchResult.gone``. If more parents need a
-  look than the full listing has pages, the full listing is used instead.
-
-Every active id is therefore always answered (row or ``gone``); what narrow polls can miss
-is a job that starts *and* ends between two polls under a parent nobody tracks. The next
-full sweep reports it (as ``appeared`` in its end state), so ``sweep_every`` bounds that
-delay. ``complete`` is True only when every stream was listed in full. The memo behind
-this (open sub-job → parent, page estimates) lives in the process; losing it only forces a
-full listing. With ``Target.statuses`` set, exactly those statuses are listed every poll
-(``complete=True``: a job that leaves the filter is reported vanished).
+**Cost**: with no status filter configured, each stream is polled the narrow/full way of
+:mod:`watcher.sources.narrow`: the open listing is one request for
+``status=WAITING&status=RUNNING``; an active sub-job missing from it is re-read through its
+parent job, ``job_id=<parent>`` with any status (one listing per parent: it yields the
+terminal row, and any sibling that failed fast). ``complete`` is True only when every
+stream was listed in full. With ``Target.statuses`` set, exactly those statuses are listed
+every poll (``complete=True``: a job that leaves the filter is reported vanished).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -48,6 +34,7 @@ import msgspec
 from watcher.events import TERMINAL_PHASES, Entities, Phase
 from watcher.sources.base import FetchResult, Observation, Target
 from watcher.sources.fields import phase_of, text
+from watcher.sources.narrow import Narrow, pages
 from watcher.sources.paging import collect
 from watcher.sources.session import Session
 from watcher.sources.timefmt import RawTime, parse_time
@@ -152,26 +139,42 @@ async def list_rows(session: Session, base: Params, statuses: Sequence[str]) -> 
     return await collect(page, limit=LIMIT)
 
 
-def _pages(rows: int) -> int:
-    return max(1, -(-rows // LIMIT))  # even an empty listing costs one request
+class _Lister:
+    """How the narrow strategy lists a Workspace stream (re-read handle: the parent job)."""
+
+    limit = LIMIT
+
+    def row_id(self, row: WsSubJob) -> str:
+        return row.id
+
+    def handle(self, row: WsSubJob) -> str | None:
+        return text(row.job_id)
+
+    def is_open(self, row: WsSubJob) -> bool:
+        return phase_of(PHASES, row.status) not in TERMINAL_PHASES
+
+    def open_cost(self, rows: Sequence[WsSubJob]) -> int:
+        return pages(sum(1 for r in rows if r.status in OPEN_STATUSES), LIMIT)  # one repeated-status listing
+
+    def reread_cost(self, handles: Sequence[str]) -> int:
+        return len(handles)
+
+    async def full(self, session: Session, base: Params) -> tuple[list[WsSubJob], int | None]:
+        return await list_rows(session, base, ())
+
+    async def open(self, session: Session, base: Params) -> list[WsSubJob]:
+        return (await list_rows(session, base, OPEN_STATUSES))[0]
+
+    async def reread(self, session: Session, base: Params, handles: Sequence[str]) -> list[WsSubJob]:
+        rows: list[WsSubJob] = []
+        for parent in handles:
+            rows += (await list_rows(session, by_parent(base, parent), ()))[0]
+        return rows
 
 
-@dataclass
-class _StreamMemo:
-    total_all: int | None = None  # rows in the last full listing (None: never listed)
-    total_open: int = 0  # open rows at the last look
-    since_full: int = 0
-
-    def listed_in_full(self, rows: Sequence[WsSubJob], total: int | None) -> None:
-        self.total_all = total if total is not None else len(rows)
-        self.total_open = sum(1 for r in rows if r.status in OPEN_STATUSES)
-        self.since_full = 0
-
-
-@dataclass
-class _TargetMemo:
-    streams: dict[Stream, _StreamMemo] = field(default_factory=dict)
-    open: dict[str, tuple[str, Stream]] = field(default_factory=dict)  # open sub-job -> (parent, stream)
+def by_parent(base: Params, parent: str) -> Params:
+    """``base`` narrowed to one parent job (replacing the stream's own ``job_id``, if any)."""
+    return [*(p for p in base if p[0] != "job_id"), ("job_id", parent)]
 
 
 class WorkspaceSource:
@@ -182,10 +185,8 @@ class WorkspaceSource:
     by_id = False
 
     def __init__(self, *, sweep_every: int = 20) -> None:
-        if sweep_every < 1:
-            raise ValueError(f"sweep_every must be >= 1, got {sweep_every}")
+        self._narrow = Narrow(_Lister(), sweep_every=sweep_every)
         self.sweep_every = sweep_every
-        self._memos: dict[str, _TargetMemo] = {}
 
     async def fetch(self, client: Any, target: Target, active: Collection[str]) -> FetchResult:
         session = Session(client, service=self.service, target=target)
@@ -195,53 +196,10 @@ class WorkspaceSource:
                 rows, _ = await list_rows(session, base, target.statuses)
                 seen.update((r.id, normalize(r)) for r in rows)
             return FetchResult(observations=list(seen.values()), complete=True, requests=session.requests)
-
-        memo = self._memos.setdefault(target.id, _TargetMemo())
-        ids = list(dict.fromkeys(active))
-        lost = any(j not in memo.open for j in ids)  # parent unknown: only a full listing answers it
-        seen = {}
-        open_now: dict[str, tuple[str, Stream]] = {}
-        complete = True
-        for key, base in streams(target):
-            rows, full = await self._poll_stream(session, key, base, memo, ids, force_full=lost)
-            complete &= full
-            for row in rows:  # later rows are fresher (parent re-reads come after the listing)
-                obs = seen[row.id] = normalize(row)
-                if obs.phase not in TERMINAL_PHASES and obs.parent_job_id:
-                    open_now[row.id] = (obs.parent_job_id, key)
-                else:
-                    open_now.pop(row.id, None)
-        memo.open = open_now
-        gone = [j for j in ids if j not in seen]
-        return FetchResult(observations=list(seen.values()), complete=complete, gone=gone, requests=session.requests)
-
-    async def _poll_stream(
-        self, session: Session, key: Stream, base: Params, memo: _TargetMemo, active: list[str], *, force_full: bool
-    ) -> tuple[list[WsSubJob], bool]:
-        """Rows of one stream this poll, and whether the stream was listed in full."""
-        sm = memo.streams.setdefault(key, _StreamMemo())
-        if (
-            force_full
-            or sm.total_all is None
-            or sm.since_full + 1 >= self.sweep_every
-            or _pages(sm.total_all) <= _pages(sm.total_open)
-        ):
-            rows, total = await list_rows(session, base, ())
-            sm.listed_in_full(rows, total)
-            return rows, True
-
-        rows, total = await list_rows(session, base, OPEN_STATUSES)
-        sm.since_full += 1
-        sm.total_open = total if total is not None else len(rows)
-        listed = {r.id for r in rows}
-        parents = list(dict.fromkeys(memo.open[j][0] for j in active if j not in listed and memo.open[j][1] == key))
-        if not parents:
-            return rows, False
-        if len(parents) >= _pages(sm.total_all):  # one full listing is cheaper than a query per parent
-            more, total = await list_rows(session, base, ())
-            sm.listed_in_full(more, total)
-            return rows + more, True
-        for parent in parents:
-            more, _ = await list_rows(session, [*(p for p in base if p[0] != "job_id"), ("job_id", parent)], ())
-            rows += more
-        return rows, False
+        polled = await self._narrow.poll(session, target.id, streams(target), active)
+        return FetchResult(
+            observations=[normalize(row) for _, row in polled.rows.values()],
+            complete=polled.complete,
+            gone=polled.gone,
+            requests=session.requests,
+        )
