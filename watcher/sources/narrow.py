@@ -23,10 +23,13 @@ only forces a full listing. Pure strategy: the HTTP is in each source's Lister.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Hashable, Iterable, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
+from watcher.events import TERMINAL_PHASES, Phase
+from watcher.sources.base import FetchResult, Observation
+from watcher.sources.fields import phase_of, text
 from watcher.sources.session import Session
 
 R = TypeVar("R")
@@ -72,6 +75,57 @@ class Lister(Protocol[R]):
     async def open(self, session: Session, base: Params) -> list[R]: ...
 
     async def reread(self, session: Session, base: Params, handles: Sequence[str]) -> list[R]: ...
+
+
+class SubJobRow(Protocol):
+    """A sub-job row: its own ``id``, its parent ``job_id`` and a status word."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def job_id(self) -> str | None: ...
+
+    @property
+    def status(self) -> str: ...
+
+
+S = TypeVar("S", bound=SubJobRow)
+
+
+class ByParent(Generic[S]):
+    """The Lister half shared by sub-job APIs: the handle is the parent, re-read with ``job_id=<parent>``.
+
+    A subclass sets ``limit`` and ``phases`` and implements ``listing`` (one filtered
+    listing, paged to the end) and ``open_cost``/``open``.
+    """
+
+    limit: int
+    phases: Mapping[str, Phase]
+
+    def row_id(self, row: S) -> str:
+        return row.id
+
+    def handle(self, row: S) -> str | None:
+        return text(row.job_id)
+
+    def is_open(self, row: S) -> bool:
+        return phase_of(self.phases, row.status) not in TERMINAL_PHASES
+
+    def reread_cost(self, handles: Sequence[str]) -> int:
+        return len(handles)  # one listing per parent (more only if a parent has over a page of sub-jobs)
+
+    async def listing(self, session: Session, base: Params) -> tuple[list[S], int | None]:
+        raise NotImplementedError
+
+    async def full(self, session: Session, base: Params) -> tuple[list[S], int | None]:
+        return await self.listing(session, base)
+
+    async def reread(self, session: Session, base: Params, handles: Sequence[str]) -> list[S]:
+        rows: list[S] = []
+        for parent in handles:  # any status: the terminal row, and any sibling that ended unseen
+            rows += (await self.listing(session, [*(p for p in base if p[0] != "job_id"), ("job_id", parent)]))[0]
+        return rows
 
 
 @dataclass
@@ -127,6 +181,23 @@ class Narrow(Generic[R]):
                     open_now.pop(rid, None)
         memo.open = open_now
         return Polled(rows=seen, complete=complete, gone=[j for j in ids if j not in seen])
+
+    async def fetch(
+        self,
+        session: Session,
+        target_id: str,
+        streams: Sequence[tuple[Hashable, Params]],
+        active: Collection[str],
+        normalize: Callable[[Hashable, R], Observation],
+    ) -> FetchResult:
+        """:meth:`poll` as a FetchResult; ``normalize`` gets each row with its stream key."""
+        polled = await self.poll(session, target_id, streams, active)
+        return FetchResult(
+            observations=[normalize(key, row) for key, row in polled.rows.values()],
+            complete=polled.complete,
+            gone=polled.gone,
+            requests=session.requests,
+        )
 
     async def _poll_stream(
         self, session: Session, key: Hashable, base: Params, memo: _TargetMemo, active: list[str], *, force_full: bool

@@ -31,10 +31,10 @@ from typing import Any
 
 import msgspec
 
-from watcher.events import TERMINAL_PHASES, Entities, Phase
+from watcher.events import Entities, Phase
 from watcher.sources.base import FetchResult, Observation, Target
 from watcher.sources.fields import phase_of, text
-from watcher.sources.narrow import Narrow, pages
+from watcher.sources.narrow import ByParent, Narrow, pages
 from watcher.sources.paging import collect
 from watcher.sources.session import Session
 from watcher.sources.timefmt import RawTime, parse_time
@@ -139,42 +139,20 @@ async def list_rows(session: Session, base: Params, statuses: Sequence[str]) -> 
     return await collect(page, limit=LIMIT)
 
 
-class _Lister:
-    """How the narrow strategy lists a Workspace stream (re-read handle: the parent job)."""
+class _Lister(ByParent[WsSubJob]):
+    """How the narrow strategy lists a Workspace stream: open = one repeated-status listing."""
 
     limit = LIMIT
+    phases = PHASES
 
-    def row_id(self, row: WsSubJob) -> str:
-        return row.id
-
-    def handle(self, row: WsSubJob) -> str | None:
-        return text(row.job_id)
-
-    def is_open(self, row: WsSubJob) -> bool:
-        return phase_of(PHASES, row.status) not in TERMINAL_PHASES
+    async def listing(self, session: Session, base: Params) -> tuple[list[WsSubJob], int | None]:
+        return await list_rows(session, base, ())
 
     def open_cost(self, rows: Sequence[WsSubJob]) -> int:
-        return pages(sum(1 for r in rows if r.status in OPEN_STATUSES), LIMIT)  # one repeated-status listing
-
-    def reread_cost(self, handles: Sequence[str]) -> int:
-        return len(handles)
-
-    async def full(self, session: Session, base: Params) -> tuple[list[WsSubJob], int | None]:
-        return await list_rows(session, base, ())
+        return pages(sum(1 for r in rows if r.status in OPEN_STATUSES), LIMIT)
 
     async def open(self, session: Session, base: Params) -> list[WsSubJob]:
         return (await list_rows(session, base, OPEN_STATUSES))[0]
-
-    async def reread(self, session: Session, base: Params, handles: Sequence[str]) -> list[WsSubJob]:
-        rows: list[WsSubJob] = []
-        for parent in handles:
-            rows += (await list_rows(session, by_parent(base, parent), ()))[0]
-        return rows
-
-
-def by_parent(base: Params, parent: str) -> Params:
-    """``base`` narrowed to one parent job (replacing the stream's own ``job_id``, if any)."""
-    return [*(p for p in base if p[0] != "job_id"), ("job_id", parent)]
 
 
 class WorkspaceSource:
@@ -196,10 +174,4 @@ class WorkspaceSource:
                 rows, _ = await list_rows(session, base, target.statuses)
                 seen.update((r.id, normalize(r)) for r in rows)
             return FetchResult(observations=list(seen.values()), complete=True, requests=session.requests)
-        polled = await self._narrow.poll(session, target.id, streams(target), active)
-        return FetchResult(
-            observations=[normalize(row) for _, row in polled.rows.values()],
-            complete=polled.complete,
-            gone=polled.gone,
-            requests=session.requests,
-        )
+        return await self._narrow.fetch(session, target.id, streams(target), active, lambda _, row: normalize(row))

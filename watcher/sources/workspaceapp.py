@@ -25,17 +25,25 @@ server job; ``id`` is the sub-job, ``job_id`` its parent. Quirks:
   ABORTING  running    a cancel in progress, still changing
   ========  =========  ==========================================================
 
-  A list source re-reads every row each poll, so a "terminal" ABNORMAL row that later moves
-  on is still seen.
+  An ABNORMAL row is terminal here, so it is not asked for again until the next full sweep
+  (or a sibling's parent re-read): a later move out of ABNORMAL is seen that late.
 * Times: ``2022-03-07T10:40:43.858Z``. Failure text: ``error_message`` (not ``fail_reason``).
   ``job_resource_info`` → ``resource_id``/``resource_name``.
 
-``active`` is not needed: every poll lists everything the filter matches (``complete=True``).
+**Cost**: with no status filter configured, each (job type × job id) stream is polled the
+narrow/full way of :mod:`watcher.sources.narrow`. ``status`` is single-valued, so the open
+listing is one listing per status in :data:`LISTED`: WAITING and RUNNING, the statuses every
+sub-job passes through first. ROLLBACK and ABORTING are open too (see the table) but are
+only reached from those (derived), so a sub-job in them is an active id missing from the
+open answer: it is re-read through its parent, ``job_id=<parent>`` with any status, as is
+every sub-job that left the open set. A sub-job first reached ROLLBACK/ABORTING unseen is
+found by the full sweep, like one that started and ended between polls. With
+``Target.statuses`` set, exactly those statuses are listed every poll (``complete=True``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import msgspec
@@ -44,6 +52,7 @@ from watcher.errors import ConfigError
 from watcher.events import Entities, Phase
 from watcher.sources.base import FetchResult, Observation, Target
 from watcher.sources.fields import phase_of, text
+from watcher.sources.narrow import ByParent, Narrow, per_status_cost
 from watcher.sources.paging import collect
 from watcher.sources.session import Session
 from watcher.sources.timefmt import RawTime, parse_time
@@ -113,15 +122,25 @@ def normalize(row: AppSubJob, parent: str | None = None) -> Observation:
     )
 
 
-def streams(target: Target) -> list[list[tuple[str, str]]]:
-    """Base params of each request stream: job type × status × job id."""
+Params = list[tuple[str, str]]
+Stream = tuple[str, str | None]  # (job_type, job_id) of one request stream
+#: Statuses the narrow poll lists, one listing each (the filter is single-valued).
+LISTED: tuple[str, ...] = ("WAITING", "RUNNING")
+
+
+def _require_job_types(target: Target) -> None:
     if not target.job_types:
         raise ConfigError(
             f"target {target.id}: the workspaceapp API requires a job_type; set job_types to one or more of "
             + ", ".join(JOB_TYPES),
             key="job_types",
         )
-    out = []
+
+
+def streams(target: Target) -> list[tuple[Stream, Params]]:
+    """(key, base params) of each request stream: job type × job id (× status, if configured)."""
+    _require_job_types(target)
+    out: list[tuple[Stream, Params]] = []
     for job_type in target.job_types:
         for status in target.statuses or (None,):
             for job_id in target.job_ids or (None,):
@@ -130,29 +149,56 @@ def streams(target: Target) -> list[list[tuple[str, str]]]:
                     params.append(("status", status))
                 if job_id:
                     params.append(("job_id", job_id))
-                out.append(params)
+                out.append(((job_type, job_id), params))
     return out
 
 
+async def list_rows(session: Session, base: Params) -> tuple[list[AppSubJob], int | None]:
+    """Every row of one filtered listing, paged to the end, and its count."""
+    path = PATH.format(project_id=session.project_path)
+
+    async def page(offset: int, limit: int) -> tuple[list[AppSubJob], int | None]:
+        body = await session.get(API, path, [*base, ("limit", str(limit)), ("offset", str(offset))], AppPage)
+        return body.items or [], body.count
+
+    return await collect(page, limit=LIMIT)
+
+
+class _Lister(ByParent[AppSubJob]):
+    """How the narrow strategy lists a Workspace App stream: open = one listing per LISTED status."""
+
+    limit = LIMIT
+    phases = PHASES
+
+    async def listing(self, session: Session, base: Params) -> tuple[list[AppSubJob], int | None]:
+        return await list_rows(session, base)
+
+    def open_cost(self, rows: Sequence[AppSubJob]) -> int:
+        return per_status_cost(LISTED, (r.status for r in rows), LIMIT)
+
+    async def open(self, session: Session, base: Params) -> list[AppSubJob]:
+        rows: list[AppSubJob] = []
+        for status in LISTED:
+            rows += (await list_rows(session, [*base, ("status", status)]))[0]
+        return rows
+
+
 class WorkspaceAppSource:
-    """Lists Workspace App sub-jobs, one stream per job type."""
+    """Lists Workspace App sub-jobs, one stream per job type; see the module note for the cost strategy."""
 
     name = NAME
     service = SERVICE
     by_id = False
 
+    def __init__(self, *, sweep_every: int = 20) -> None:
+        self._narrow = Narrow(_Lister(), sweep_every=sweep_every)
+
     async def fetch(self, client: Any, target: Target, active: Collection[str]) -> FetchResult:
         session = Session(client, service=self.service, target=target)
-        path = PATH.format(project_id=session.project_path)
-        seen: dict[str, Observation] = {}
-        for base in streams(target):
-
-            async def page(
-                offset: int, limit: int, base: list[tuple[str, str]] = base
-            ) -> tuple[list[AppSubJob], int | None]:
-                body = await session.get(API, path, [*base, ("limit", str(limit)), ("offset", str(offset))], AppPage)
-                return body.items or [], body.count
-
-            rows, _ = await collect(page, limit=LIMIT)
-            seen.update((r.id, normalize(r)) for r in rows)
-        return FetchResult(observations=list(seen.values()), complete=True, requests=session.requests)
+        if target.statuses:
+            seen: dict[str, Observation] = {}
+            for _, base in streams(target):
+                rows, _ = await list_rows(session, base)
+                seen.update((r.id, normalize(r)) for r in rows)
+            return FetchResult(observations=list(seen.values()), complete=True, requests=session.requests)
+        return await self._narrow.fetch(session, target.id, streams(target), active, lambda _, row: normalize(row))
