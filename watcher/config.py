@@ -79,7 +79,8 @@ class HealthConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     critical) goes to the targets tagged ``tags`` (empty: ``notify.default_tags``), and a
     recovered notice follows when a poll succeeds again. ``heartbeat_url`` (any Apprise URL,
     e.g. ``json://host/ping``; a secret, masked like notify URLs) is sent a short message
-    every ``heartbeat_interval``; "" turns the heartbeat off.
+    every ``heartbeat_interval``; "" turns the heartbeat off. ``notify_rule_errors``: a rule
+    file change that does not load is also sent as a ``watcher-rules-refused`` alert (same tags).
     """
 
     enabled: bool = True
@@ -89,6 +90,7 @@ class HealthConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     tags: tuple[str, ...] = ()
     heartbeat_url: str = ""
     heartbeat_interval: str = "60s"
+    notify_rule_errors: bool = True
 
     def __repr__(self) -> str:  # the heartbeat URL may carry a token: never print it raw
         url = mask_url(self.heartbeat_url) if self.heartbeat_url else ""

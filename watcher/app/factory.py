@@ -35,7 +35,7 @@ import msgspec
 from watcher import events as ev
 from watcher.app import inhibitions as inhibition_feed
 from watcher.app import silences as silence_feed
-from watcher.app.reload import RuleReloader
+from watcher.app.reload import RuleReloader, refused_alert
 from watcher.app.stages import Stages
 from watcher.config import Config
 from watcher.poller.diff import JobState
@@ -187,9 +187,19 @@ def build_app(
     reloader = RuleReloader(list(config.rules.files), install_rules)
     app.watcher_reloader = reloader  # type: ignore[attr-defined]
 
+    comps.metrics.rules_loaded.set(len(comps.ruleset()))
+
     @app.timer(2.0)  # every worker watches the rule files it was started with
     async def reload_rules() -> None:
-        reloader.check()
+        result = reloader.check()
+        if result is None:
+            return
+        comps.metrics.rule_reloads.labels("applied" if result else "refused").inc()
+        comps.metrics.rules_loaded.set(len(comps.ruleset()))
+        if result is False and config.health.notify_rule_errors and reloader.last_error:
+            # Every worker sees the same change and sends the same key: delivered once.
+            alert = refused_alert(reloader.last_error, datetime.now(UTC), config.health.tags)
+            await alerts_topic.send(key=alert.key.encode(), value=ev.encode(alert))
     stages = Stages(
         app, comps, silences, inhibitions, timers=stuck_timers, groups=groups, windows=windows, shares=shares,
         events_topic=events_topic, alerts_topic=alerts_topic, grouping_topic=grouping_topic,

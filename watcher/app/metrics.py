@@ -138,6 +138,12 @@ class Metrics:
             "watcher_self_health_alerts", "watcher-blind notices sent, by kind.", ["kind"], registry=r
         )
         self.heartbeats = Counter("watcher_heartbeats", "Dead-man heartbeats, by result.", ["result"], registry=r)
+        self.rule_reloads = Counter(
+            "watcher_rule_reloads", "Rule file changes seen, by result (applied, refused).", ["result"], registry=r
+        )
+        for result in ("applied", "refused"):
+            self.rule_reloads.labels(result)
+        self.rules_loaded = Gauge("watcher_rules_loaded", "Rules in force in this worker.", registry=r)
         self.ready = Gauge("watcher_ready", "1 when the worker is ready (see /readyz).", registry=r)
         self.last_ok: dict[str, float] = {}
         self.lag_source: LagSource | None = None

@@ -3,17 +3,23 @@
 Every few seconds the worker compares the rule files' modification times and sizes with
 what it loaded. On a change it compiles them all again; if that succeeds the new rules and
 file silences replace the old ones, otherwise the last good rules stay in force and the
-error (``file:line:col: message``) is logged once per change.
+error (``file:line:col: message``) is logged once per change, counted in
+``watcher_rule_reloads{result="refused"}`` and, with ``[health] notify_rule_errors`` (the
+default), sent as one ``watcher-rules-refused`` alert per refused change, routed like the
+self-health alerts (``[health] tags``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from watcher.errors import RuleError
+from watcher.events import Alert, JobEvent, job_key
 
 log = logging.getLogger("watcher.rules")
 
@@ -65,3 +71,26 @@ class RuleReloader:
         self.last_error = None
         log.warning("rule files reloaded: %d rule(s)", len(ruleset))
         return True
+
+
+REFUSED_RULE = "watcher-rules-refused"
+
+
+def refused_alert(error: str, now: datetime, tags: tuple[str, ...]) -> Alert:
+    """The alert for a refused rule change; the same error gives the same key on every worker."""
+    digest = hashlib.sha256(error.encode()).hexdigest()[:16]
+    event = JobEvent(
+        source="watcher", region="", project_id="", job_key=job_key("watcher", "", "", REFUSED_RULE),
+        job_id=REFUSED_RULE, job_type=REFUSED_RULE, status="REFUSED", phase="failed", message=error,
+        observed_at=now,
+    )  # fmt: skip
+    return Alert(
+        key=f"{REFUSED_RULE}|{digest}",
+        rule=REFUSED_RULE,
+        severity="warning",
+        tags=tags,
+        title="[RULES] a rule file change was refused; the last good rules stay in force",
+        body=f"{error}\nFix the file: the next valid save is applied without a restart.",
+        event=event,
+        fired_at=now,
+    )
