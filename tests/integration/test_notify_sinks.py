@@ -207,6 +207,24 @@ async def test_rendered_alert_defuses_mentions_on_slack_and_discord(sinks) -> No
     _inert(discord_text)
 
 
+async def test_each_chat_service_gets_the_text_cut_to_its_own_limit(sinks) -> None:
+    """50 kB of job text: Slack gets the configured 4,000 characters, Discord its own 2,000
+    (title and body share its ``content``), each ending in the marker with the true count."""
+    n, sink = await _chat_sinks(sinks)
+    al = make_alert(message=HOSTILE + "Z" * 50_000)
+    assert (await n.deliver(al)).ok
+    by_path = {r.path.split("/")[1]: r.body for r in sink.received}
+    full = sanitize(default_body(al), 10**9)
+    slack_text = by_path["services"]["attachments"][0]["text"]
+    assert slack_text.endswith(f"… (truncated, {len(full) - 3964} more characters)")
+    title = sanitize(default_title(al), 250)
+    content = by_path["api"]["content"]
+    assert len(content) == 2000 and content.startswith(f"{title}\r\n{full[:100]}")
+    kept = 2000 - len(title) - 2 - len(f"… (truncated, {len(full) - 1900} more characters)")
+    assert content == f"{title}\r\n{full[:kept]}… (truncated, {len(full) - kept} more characters)"
+    _inert(content)
+
+
 # -- retries -------------------------------------------------------------------------------
 
 

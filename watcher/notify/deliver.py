@@ -30,7 +30,7 @@ from watcher.events import Alert
 from watcher.notify import console as _console  # noqa: F401 (registers console://)
 from watcher.notify.config import NotifyConfig
 from watcher.notify.redact import guard_apprise_logging, known_secrets, mask_plugin, mask_url, redact, secrets_of
-from watcher.notify.render import render, sanitize
+from watcher.notify.render import render, sanitize, truncate
 from watcher.notify.retry import (
     DeliveryOutcome,
     DeliveryResult,
@@ -48,6 +48,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _DETAIL_LIMIT = 300
+_UNCUT = 1 << 30  # render in full; each target's send cuts to its own limits (Notifier.fit)
 
 
 def notify_type_for(alert: Alert) -> apprise.NotifyType:
@@ -128,6 +129,15 @@ class Notifier:
 
     # -- sending -------------------------------------------------------------------------
 
+    def fit(self, target: Target, title: str, body: str) -> tuple[str, str]:
+        """``title``/``body`` cut to the configured limits and to the service's own (Apprise's
+        ``title_maxlen``/``body_maxlen``: Discord 2,000, Telegram 4,096…), with a visible marker.
+        Many services put the title in the body's space, so the body makes room for it."""
+        plugin = target.plugin
+        title = truncate(title, min(self.config.title_limit, getattr(plugin, "title_maxlen", 0) or _UNCUT))
+        service_body = int(getattr(plugin, "body_maxlen", 0) or _UNCUT) - (len(title) + 2 if title else 0)
+        return title, truncate(body, max(1, min(self.config.body_limit, service_body)))
+
     async def send(
         self,
         targets: Collection[Target],
@@ -137,13 +147,14 @@ class Notifier:
         *,
         timeout: float = 0,
     ) -> list[TargetResult]:
-        """Send one already-rendered message to ``targets`` concurrently; one result each."""
+        """Send one rendered message to ``targets`` concurrently, cut to each one's limits; one result each."""
         return list(await asyncio.gather(*(self._send_one(t, title, body, notify_type, timeout) for t in targets)))
 
     async def _send_one(
         self, target: Target, title: str, body: str, notify_type: apprise.NotifyType, timeout: float
     ) -> TargetResult:
         started = time.monotonic()
+        title, body = self.fit(target, title, body)
         try:
             result = await target.sender.async_notify(
                 body=body, title=title, notify_type=notify_type,
@@ -164,7 +175,7 @@ class Notifier:
 
     async def deliver(self, alert: Alert) -> DeliveryResult:
         """Send ``alert`` once to every routed target; no retries."""
-        title, body = render(alert, title_limit=self.config.title_limit, body_limit=self.config.body_limit)
+        title, body = render(alert, title_limit=_UNCUT, body_limit=_UNCUT)
         results = await self.send(self.route(alert), title, body, notify_type_for(alert))
         return DeliveryResult(results=tuple(results))
 
@@ -186,7 +197,7 @@ class Notifier:
             log.warning("alert %s matched no notification target (tags %s)", alert.key,
                         list(alert.tags or self.config.default_tags))
             return DeliveryOutcome(delivered=False, reason="no_route", attempts=0)
-        title, body = render(alert, title_limit=self.config.title_limit, body_limit=self.config.body_limit)
+        title, body = render(alert, title_limit=_UNCUT, body_limit=_UNCUT)
         notify_type = notify_type_for(alert)
         pending = [t for t in routed if t.id not in already_ok]
         last: dict[str, TargetResult] = {}
