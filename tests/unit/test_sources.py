@@ -829,3 +829,262 @@ async def test_workspace_strategy_through_the_poller_publishes_each_transition_o
     assert await poll() == [("r1", "RUNNING", "VANISHED", "vanished")]
     assert await poll() == []
     assert store.target_state(t.id).active == []
+
+
+# --------------------------------------------------------------------------------------------
+# Narrow polling for workspaceapp and script: open statuses one listing each (the filter is
+# single-valued), re-reads by parent (workspaceapp) or by task_id (script), periodic sweep
+
+
+class ScriptListing(Listing):
+    """The script-task API: the status filter speaks SUCCESS/WAITING, rows say FINISH/INIT."""
+
+    WORDS = {"SUCCESS": "FINISH", "WAITING": "INIT", "RUNNING": "RUNNING", "FAILED": "FAILED"}
+
+    def __init__(self, rows: list[dict[str, Any]]):
+        super().__init__(rows, items="script_execution_tasks", total="total_count", max_limit=100,
+                         filters={"status": "status", "task_id": "id"})  # fmt: skip
+
+    def __call__(self, path: str, params: Params) -> bytes:
+        statuses = [v for k, v in params if k == "status"]
+        assert len(statuses) <= 1, "the script status filter is single-valued"
+        return super().__call__(path, tuple((k, self.WORDS[v] if k == "status" else v) for k, v in params))
+
+
+def app_listing(rows: list[dict[str, Any]]) -> Listing:
+    return Listing(rows, items="items", total="count", max_limit=100,
+                   filters={"status": "status", "job_type": "job_type", "job_id": "job_id"})  # fmt: skip
+
+
+def app_rows(n: int, status: str = "SUCCESS", parent: str = "old", prefix: str = "h") -> list[dict[str, Any]]:
+    return [{"id": f"{prefix}{i}", "job_id": parent, "status": status, "job_type": "CREATE_SERVER"} for i in range(n)]
+
+
+def task_rows(n: int, status: str = "FINISH", prefix: str = "h") -> list[dict[str, Any]]:
+    return [{"id": f"{prefix}{i}", "status": status, "scripts": [{"id": "s", "name": "a.ps1"}]} for i in range(n)]
+
+
+def shape(client: FakeClient) -> list[tuple[str, ...]]:
+    """Each request's filters (status, job_id, task_id), paging left out."""
+    return [tuple(f"{k}={v}" for k, v in p if k in ("status", "job_id", "task_id")) for _, p in client.keys]
+
+
+async def test_workspaceapp_narrow_lists_open_statuses_and_re_reads_parents():
+    rows = app_rows(250) + [
+        {"id": "r0", "job_id": "P", "status": "RUNNING", "job_type": "CREATE_SERVER"},
+        {"id": "r1", "job_id": "P", "status": "RUNNING", "job_type": "CREATE_SERVER"},
+        {"id": "w0", "job_id": "Q", "status": "WAITING", "job_type": "CREATE_SERVER"},
+        {"id": "b0", "job_id": "RB", "status": "ROLLBACK", "job_type": "CREATE_SERVER"},
+    ]
+    src, t = WorkspaceAppSource(sweep_every=100), target("workspaceapp", job_types=("CREATE_SERVER",))
+    client = FakeClient(handler=app_listing(rows))
+    first = await src.fetch(client, t, [])
+    assert (first.requests, first.complete, len(first.observations)) == (3, True, 254)
+    active = ["b0", "r0", "r1", "w0"]
+
+    client.calls.clear()
+    second = await src.fetch(client, t, active)  # ROLLBACK is open but not listed: re-read via its parent
+    assert shape(client) == [("status=WAITING",), ("status=RUNNING",), ("job_id=RB",)]
+    assert {o.job_id: o.status for o in second.observations} == {
+        "w0": "WAITING", "r0": "RUNNING", "r1": "RUNNING", "b0": "ROLLBACK"}  # fmt: skip
+    assert (second.requests, second.complete, second.gone) == (3, False, [])
+
+    # Between two narrow polls: r0 goes RUNNING -> FAILED, b0 ends, w0 starts running, r1 is deleted.
+    rows[250]["status"], rows[253]["status"], rows[252]["status"] = "FAILED", "SUCCESS", "RUNNING"
+    del rows[251]
+    client.calls.clear()
+    third = await src.fetch(client, t, active)
+    assert shape(client) == [("status=WAITING",), ("status=RUNNING",), ("job_id=RB",), ("job_id=P",)]
+    assert {o.job_id: o.status for o in third.observations} == {"w0": "RUNNING", "r0": "FAILED", "b0": "SUCCESS"}
+    assert (third.requests, third.complete, third.gone) == (4, False, ["r1"])
+
+
+async def test_script_narrow_lists_waiting_and_running_and_re_reads_by_task_id_in_one_request():
+    rows = task_rows(250) + task_rows(2, "RUNNING", prefix="r") + task_rows(1, "INIT", prefix="i")
+    src, t = ScriptSource(sweep_every=100), target("script")
+    client = FakeClient(handler=ScriptListing(rows))
+    first = await src.fetch(client, t, [])
+    assert (first.requests, first.complete, len(first.observations)) == (3, True, 253)
+    active = ["i0", "r0", "r1"]
+
+    client.calls.clear()
+    second = await src.fetch(client, t, active)
+    assert shape(client) == [("status=WAITING",), ("status=RUNNING",)]
+    assert {o.job_id: (o.status, o.phase) for o in second.observations} == {
+        "i0": ("INIT", "pending"), "r0": ("RUNNING", "running"), "r1": ("RUNNING", "running")}  # fmt: skip
+    assert (second.requests, second.complete, second.gone) == (2, False, [])
+
+    # Between two narrow polls: r0 RUNNING -> FAILED, r1 finishes with failed desktops, i0 starts,
+    # and a new task n0 appears waiting.
+    rows[250].update(status="FAILED", failed_num=5)
+    rows[251].update(status="FINISH", success_num=3, failed_num=1)
+    rows[252]["status"] = "RUNNING"
+    rows.append({"id": "n0", "status": "INIT"})
+    client.calls.clear()
+    third = await src.fetch(client, t, active)
+    assert shape(client) == [("status=WAITING",), ("status=RUNNING",), ("task_id=r0", "task_id=r1")]
+    assert {o.job_id: (o.status, o.phase) for o in third.observations} == {
+        "n0": ("INIT", "pending"), "i0": ("RUNNING", "running"),
+        "r0": ("FAILED", "failed"), "r1": ("FINISH", "failed")}  # fmt: skip
+    assert (third.requests, third.complete, third.gone) == (3, False, [])
+
+    # An active id the memo does not know (a restart, or deleted upstream) forces a full listing.
+    client.calls.clear()
+    fourth = await ScriptSource(sweep_every=100).fetch(client, t, ["i0", "ghost"])
+    assert (fourth.requests, fourth.complete, fourth.gone) == (3, True, ["ghost"])
+
+
+@pytest.mark.parametrize(
+    ("history", "ended", "requests", "complete"),
+    [
+        (250, 1, 3, False),  # 2 open listings + task_id=t0
+        (250, 50, 3, False),  # 50 ids still fit one re-read request
+        (250, 51, 4, False),  # 51 ids: two re-read requests, still cheaper than 4 pages of everything
+        (100, 51, 2, True),  # 2 pages of everything cost no more than the open listings: full
+    ],
+)
+async def test_script_re_reads_batch_task_ids(history: int, ended: int, requests: int, complete: bool):
+    rows = task_rows(history) + task_rows(60, "RUNNING", prefix="t")
+    src, t = ScriptSource(sweep_every=100), target("script")
+    client = FakeClient(handler=ScriptListing(rows))
+    await src.fetch(client, t, [])
+    active = [f"t{i}" for i in range(60)]
+    for r in rows[history : history + ended]:
+        r["status"] = "FINISH"
+    client.calls.clear()
+    result = await src.fetch(client, t, active)
+    got = {o.job_id: o.status for o in result.observations if o.job_id.startswith("t")}
+    assert got == {j: "FINISH" if int(j[1:]) < ended else "RUNNING" for j in active}
+    assert (result.requests, result.complete, result.gone) == (requests, complete, [])
+    reread = [ids for ids in shape(client) if ids and ids[0].startswith("task_id=")]
+    assert [len(ids) for ids in reread] == ([] if complete else [min(ended, 50)] + ([ended - 50] if ended > 50 else []))
+
+
+SWEEP_CASES = {
+    "workspaceapp": (lambda: WorkspaceAppSource(sweep_every=3), target("workspaceapp", job_types=("CREATE_SERVER",)),
+                     lambda: app_listing(app_rows(250)),
+                     {"id": "unseen", "job_id": "X", "status": "FAILED", "job_type": "CREATE_SERVER"}, 3, 2),
+    "script": (lambda: ScriptSource(sweep_every=3), target("script"), lambda: ScriptListing(task_rows(250)),
+               {"id": "unseen", "status": "FINISH"}, 3, 2),
+    "workspace": (lambda: WorkspaceSource(sweep_every=3), target("workspace"),
+                  lambda: ws_listing(ws_rows(1200, parent="old")),
+                  {"id": "unseen", "job_id": "X", "status": "FAILED", "job_type": "createDesktops"}, 2, 1),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("source", list(SWEEP_CASES))
+async def test_sweep_finds_a_job_that_started_and_ended_between_polls(source: str):
+    make, t, listing, unseen, full, narrow = SWEEP_CASES[source]
+    src, handler = make(), listing()
+    client = FakeClient(handler=handler)
+    kinds = []
+    for i in range(7):
+        if i == 2:  # appears already ended: no open listing shows it, no active id points at it
+            handler.rows.append(unseen)
+        client.calls.clear()
+        result = await src.fetch(client, t, [])
+        kinds.append((result.complete, result.requests, "unseen" in {o.job_id for o in result.observations}))
+    assert kinds == [
+        (True, full, False), (False, narrow, False), (False, narrow, False), (True, full, True),
+        (False, narrow, False), (False, narrow, False), (True, full, True),
+    ]  # fmt: skip
+
+
+NARROW_SOURCES = {
+    "workspaceapp": (lambda: WorkspaceAppSource(sweep_every=50), target("workspaceapp", job_types=("CREATE_SERVER",)),
+                     lambda live: app_listing(app_rows(250) + live),
+                     lambda: app_rows(2, "RUNNING", parent="P", prefix="r")),
+    "script": (lambda: ScriptSource(sweep_every=50), target("script"), lambda live: ScriptListing(task_rows(250) + live),
+               lambda: task_rows(2, "RUNNING", prefix="r")),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("source", list(NARROW_SOURCES))
+async def test_narrow_sources_through_the_poller_publish_each_transition_once(source: str):
+    make, t, listing, live_rows = NARROW_SOURCES[source]
+    live = live_rows()
+    handler = listing(live)
+    client, src, store = FakeClient(handler=handler), make(), MemoryStore()
+    published: list[events.JobEvent] = []
+
+    async def publish(evs: Sequence[events.JobEvent]) -> None:
+        published.extend(evs)
+
+    async def poll() -> list[tuple[str, str | None, str, str]]:
+        published.clear()
+        await poll_target(t, src, client, store, publish, intervals=Intervals(), force=True)
+        return sorted((e.job_id, e.prev_status, e.status, e.change) for e in published)
+
+    assert len(await poll()) == 252  # first sighting of everything
+    assert await poll() == []
+    live[0]["status"] = "FAILED"  # RUNNING -> FAILED between two narrow polls
+    assert await poll() == [("r0", "RUNNING", "FAILED", "changed")]
+    assert await poll() == []
+    handler.rows.remove(live[1])
+    assert await poll() == [("r1", "RUNNING", "VANISHED", "vanished")]
+    assert await poll() == []
+    assert store.target_state(t.id).active == []
+
+
+# --------------------------------------------------------------------------------------------
+# Over real HTTP against the simulator: narrow polls lose no transition the scenario makes
+
+HTTP_PID = "narrowhttp" + "0" * 22
+HTTP_SCENARIO = f"""seed: 5
+projects:
+  {HTTP_PID}:
+    workspaceapp:
+      - {{job_type: CREATE_SERVER, count: 25, servers: 10, start: 0, wait: [0, 5], duration: [10, 50]}}
+      - {{job_type: CREATE_SERVER, count: 3, servers: 4, start: 60, wait: [0, 10], duration: [5, 40], fail: 0.3}}
+    script:
+      - {{count: 250, desktops: 5, start: 0, wait: [0, 5], duration: [10, 50]}}
+      - {{count: 12, desktops: 5, start: 60, wait: [0, 10], duration: [1, 40], fail: 0.3}}
+"""
+
+
+@pytest.mark.parametrize("source", ["workspaceapp", "script"])
+async def test_narrow_polls_over_http_publish_every_scenario_transition_exactly_once(source: str):
+    from collections import Counter
+
+    from watcher.cloud.client import CloudClient
+    from watcher.cloud.credentials import Credentials
+    from watcher.simulator import DEFAULT_AK, DEFAULT_SK
+    from watcher.simulator.scenario import parse_scenario
+    from watcher.simulator.server import start_simulator
+    from watcher.simulator.settings import Settings
+
+    running = await start_simulator(scenario=parse_scenario(HTTP_SCENARIO), settings=Settings(speed=0))
+    sim = running.sim
+    client = CloudClient(credentials=Credentials(ak=DEFAULT_AK, sk=DEFAULT_SK),
+                         endpoints=dict.fromkeys(("workspace", "workspaceapp", "evs"), running.url))  # fmt: skip
+    t = target(source, job_types=("CREATE_SERVER",) if source == "workspaceapp" else ())
+    t = Target(source=t.source, region=t.region, project_id=HTTP_PID, job_types=t.job_types)
+    inner = type(get_source(source))(sweep_every=1000)  # no sweep: narrow polls alone must keep up
+    store, published, complete = MemoryStore(), Counter(), []
+
+    class Recording:
+        name, service, by_id = inner.name, inner.service, inner.by_id
+
+        async def fetch(self, client: Any, target: Target, active: Any) -> Any:
+            result = await inner.fetch(client, target, active)
+            complete.append(result.complete)
+            return result
+
+    src = Recording()
+
+    async def publish(batch: Sequence[events.JobEvent]) -> None:
+        published.update((e.job_id, e.prev_status, e.status) for e in batch)
+
+    try:
+        # every instant something changes (and the start): no job starts and ends unseen
+        for at in sorted({0.0, *(x.at_seconds for x in sim.transitions(sources=[source]))}):
+            sim.set_time(at)
+            out = await poll_target(t, src, client, store, publish, intervals=Intervals(), force=True)
+            assert out.error is None
+    finally:
+        await client.aclose()
+        await running.stop()
+    expected = Counter((x.job_id, x.from_status, x.to_status) for x in sim.transitions(sources=[source]))
+    assert published == expected
+    assert store.target_state(t.id).active == []
+    assert complete.count(False) > 100  # once the history outgrew the open listings, polls went narrow
