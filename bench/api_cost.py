@@ -263,13 +263,14 @@ async def run(ctx: Any) -> Section:
 
 
 def _limit(source: str, fig: dict[str, Any]) -> str:
-    if source == "workspace":
-        return ("Each poll lists only the open rows (1 page), but every parent job whose sub-jobs left the open set "
-                "is re-read with job_id=<parent> (one request per parent), and every 20th poll is a full sweep "
-                "(all history pages). Moving it: a time-bounded sweep (begin_time filter), or batching ended parents "
-                "into one full listing only when cheaper; the sweep is what bounds a missed start-and-end between polls.")
-    if source in ("workspaceapp", "script"):
-        return ("The source lists every row of the stream every poll (no open-status narrowing), so the cost grows with "
-                "history: it equals the naive poller. Moving it: poll only open statuses (workspaceapp: one stream per "
-                "open status; script: status=RUNNING and WAITING) plus a periodic sweep, as the workspace source does.")
+    if source in ("workspace", "workspaceapp"):
+        return ("Each poll lists only the open rows (workspace: 1 request, repeated status; workspaceapp: 2, WAITING and "
+                "RUNNING, its status filter is single-valued), then re-reads every parent job whose sub-jobs left the "
+                "open set with job_id=<parent>: one request per parent, since job_id is single-valued (3-8 of the "
+                "cycle's mean); every 20th poll is a full sweep. The floor counts no read of a job that just ended, "
+                "which these APIs can only give per parent.")
+    if source == "script":
+        return ("Each poll lists status=WAITING and status=RUNNING (2 requests: the filter is single-valued) and "
+                "re-reads the tasks that left them in one task_id=... request; every 20th poll is a full sweep. The "
+                "floor counts one request in all, so 2 listings + 1 re-read is this API's least.")
     return "Each tracked id costs one request per cycle; the floor is the same, so the excess is jobs asked once more after ending."
