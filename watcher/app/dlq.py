@@ -7,13 +7,12 @@ replaying twice (or two people replaying at once) still sends each alert once.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Sequence
 
 import msgspec
 
 from watcher import events as ev
+from watcher.app.topics import read_topic
 from watcher.config import Config
 from watcher.errors import BrokerError
 
@@ -26,66 +25,17 @@ def _bootstrap(config: Config) -> str:
 
 async def read_dead(bootstrap: str, topic: str, idle: float = 1.5) -> list[ev.DeadLetter]:
     """Every dead letter on ``topic``, oldest first (reads to the end, then stops)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.errors import KafkaError
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    out: list[ev.DeadLetter] = []
-    try:
-        parts = await _partitions(bootstrap, topic)
-        await consumer.start()
-        if not parts:
-            return out
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            positions = [await consumer.position(tp) for tp in tps]
-            if all(pos >= ends[tp] for pos, tp in zip(positions, tps, strict=True)):
-                break
-            batch = await consumer.getmany(timeout_ms=int(idle * 1000))
-            for msgs in batch.values():
-                for m in msgs:
-                    try:
-                        rec = ev.decode(m.value)
-                    except (msgspec.DecodeError, msgspec.ValidationError):
-                        continue
-                    if isinstance(rec, ev.DeadLetter):
-                        out.append(rec)
-    except KafkaError as e:
-        raise BrokerError(f"cannot read {topic} from {bootstrap}: {e}") from e
-    finally:
-        await _stop(consumer)
+    out = await read_topic(bootstrap, topic, lambda _k, v: _dead(v), idle=idle)
     out.sort(key=lambda d: d.failed_at)
     return out
 
 
-async def _partitions(bootstrap: str, topic: str) -> set[int]:
-    # Asked of the admin API: a fresh consumer knows no topic's partitions on Apache Kafka.
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+def _dead(raw: bytes | None) -> ev.DeadLetter | None:
     try:
-        await admin.start()
-        if topic not in await admin.list_topics():
-            return set()
-        described = await admin.describe_topics([topic])
-        return {p["partition"] for d in described for p in d.get("partitions", [])}
-    finally:
-        await admin.close()
-
-
-async def _stop(consumer: object) -> None:
-    # aiokafka cancels its own committed-offsets task when a consumer that never had an
-    # assignment stops, and that CancelledError escapes stop(); only ours may propagate.
-    try:
-        await consumer.stop()  # type: ignore[attr-defined]
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
+        rec = ev.decode(raw or b"")
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return rec if isinstance(rec, ev.DeadLetter) else None
 
 
 def format_dead(dead: Sequence[ev.DeadLetter]) -> str:

@@ -18,6 +18,7 @@ from typing import Protocol
 
 import msgspec
 
+from watcher.app.topics import partitions_of
 from watcher.config import Config
 from watcher.errors import BrokerError, WatcherError
 from watcher.rules.silence import Silence, expire, new_silence
@@ -75,7 +76,7 @@ async def follow(book: Feed, bootstrap: str, topic: str) -> None:
     )
     await consumer.start()
     try:
-        parts = await _partitions(bootstrap, topic)
+        parts = await partitions_of(bootstrap, topic)
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         if tps:
             consumer.assign(tps)
@@ -95,12 +96,6 @@ async def follow(book: Feed, bootstrap: str, topic: str) -> None:
         book.ready.set()  # never hold the pipeline hostage to this reader
         with contextlib.suppress(Exception):
             await consumer.stop()
-
-
-async def _partitions(bootstrap: str, topic: str) -> set[int]:
-    from watcher.app.dlq import _partitions as partitions
-
-    return await partitions(bootstrap, topic)
 
 
 # -- the CLI side --------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Create watcher's topics up front, with the partition count the config asks for.
+"""Create watcher's topics up front, with the partition count the config asks for; read one whole.
 
 Faust declares its topics itself, but a broker that auto-creates topics on a metadata
 request (Tansu does, with 4 partitions) can win the race and leave the ticks topic and its
@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from watcher.errors import BrokerError
+
+T = TypeVar("T")
 
 log = logging.getLogger("watcher.app")
 
@@ -40,3 +45,67 @@ async def ensure_topics(bootstrap: str, partitions: dict[str, int], timeout: flo
         raise BrokerError(f"cannot prepare topics on {bootstrap}: {e!r}") from e
     finally:
         await admin.close()
+
+
+async def read_topic(
+    bootstrap: str, topic: str, decode: Callable[[bytes | None, bytes | None], T | None], idle: float = 1.5,
+    deadline: float = 30.0,
+) -> list[T]:
+    """``decode(key, value)`` of every record on ``topic`` (None: skipped), partition by partition
+    in offset order; reads to the end offsets it found at the start, then stops."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.errors import KafkaError
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    out: list[T] = []
+    try:
+        parts = await partitions_of(bootstrap, topic)
+        await consumer.start()
+        if not parts:
+            return out
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        stop_at = time.monotonic() + deadline
+        while time.monotonic() < stop_at:
+            positions = [await consumer.position(tp) for tp in tps]
+            if all(pos >= ends[tp] for pos, tp in zip(positions, tps, strict=True)):
+                break
+            batch = await consumer.getmany(timeout_ms=int(idle * 1000))
+            for msgs in batch.values():
+                for m in msgs:
+                    if (item := decode(m.key, m.value)) is not None:
+                        out.append(item)
+    except KafkaError as e:
+        raise BrokerError(f"cannot read {topic} from {bootstrap}: {e}") from e
+    finally:
+        await _stop(consumer)
+    return out
+
+
+async def partitions_of(bootstrap: str, topic: str) -> set[int]:
+    """The partitions of ``topic`` (none if it does not exist), asked of the admin API: a fresh
+    consumer knows no topic's partitions on Apache Kafka."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        await admin.start()
+        if topic not in await admin.list_topics():
+            return set()
+        described = await admin.describe_topics([topic])
+        return {p["partition"] for d in described for p in d.get("partitions", [])}
+    finally:
+        await admin.close()
+
+
+async def _stop(consumer: object) -> None:
+    # aiokafka cancels its own committed-offsets task when a consumer that never had an
+    # assignment stops, and that CancelledError escapes stop(); only ours may propagate.
+    try:
+        await consumer.stop()  # type: ignore[attr-defined]
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
