@@ -28,6 +28,9 @@ class BrokerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     partitions: int = 8
     session_timeout: str = "10s"  # how long a dead worker holds its partitions before others take over
     tansu: bool = False  # the url points at a Tansu broker: apply its workarounds (set for you when embedded)
+    # While the broker is unreachable, pollers hold up to this many changes and publish them when
+    # it is back; past it, changes are not taken (an ERROR line) and a later poll sees them again.
+    outage_buffer: int = 10000
 
 
 class CloudConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -69,6 +72,8 @@ class AppConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     id: str = "watcher"
     web_port: int = 0  # /metrics, /healthz, /readyz on 127.0.0.1:web_port; 0 -> no web server
     track_topic: bool = True
+    # On SIGTERM/SIGINT, alert deliveries in flight get this long to finish and be marked delivered.
+    shutdown_grace: str = "10s"
 
 
 class HealthConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -139,6 +144,7 @@ _DURATION_KEYS = {
     "cloud": ("connect_timeout", "read_timeout", "retry_budget"),
     "poll": ("fast", "idle", "tick"),
     "health": ("blind_after", "check_interval", "heartbeat_interval"),
+    "app": ("shutdown_grace",),
 }
 
 _PATH = re.compile(r"at `\$\.([^`]*)`")
@@ -240,6 +246,8 @@ def _validate(cfg: Config, text: str, file: str) -> None:
             fail(f"watch[{i}].job_types", "the workspaceapp API requires job_type: name the job types to watch")
     if cfg.broker.partitions < 1:
         fail("broker.partitions", "must be at least 1")
+    if cfg.broker.outage_buffer < 1:
+        fail("broker.outage_buffer", "must be at least 1 (events held while the broker is unreachable)")
     if cfg.health.blind_after_failures < 1:
         fail("health.blind_after_failures", "must be at least 1")
     if not 0 <= cfg.app.web_port <= 65535:

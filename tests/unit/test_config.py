@@ -31,6 +31,7 @@ def test_readme_config_is_valid_and_complete() -> None:
     assert cfg.path == "README.md"
     assert cfg.broker.url == "kafka://kafka-1.internal:9092"
     assert cfg.broker.partitions == 8
+    assert cfg.broker.outage_buffer == 10000 and cfg.seconds(cfg.app.shutdown_grace) == 10
     assert cfg.cloud.max_concurrency == 8
     assert cfg.seconds(cfg.cloud.retry_budget) == 60
     assert cfg.seconds(cfg.poll.idle) == 60
@@ -81,6 +82,8 @@ BAD = [
     ("missing required key", '[[watch]]\nsource = "evs"\nprojects = ["p"]\n', ["watch[0]", "missing required field `region`"], 1),
     ("bad api_version", WATCH + 'api_version = "v3"\n', ["watch[0].api_version", "Invalid enum value 'v3'; expected 'v1' or 'v2'"], 5),
     ("zero partitions", "[broker]\npartitions = 0\n", ["broker.partitions", "must be at least 1"], 2),
+    ("zero outage buffer", "[broker]\noutage_buffer = 0\n", ["broker.outage_buffer", "must be at least 1"], 2),
+    ("bad shutdown grace", '[app]\nshutdown_grace = "soon"\n', ["app.shutdown_grace"], 2),
     ("unknown endpoint service", '[cloud]\nendpoints = { workspace = "http://sim:8080", ecs = "http://x" }\n',
      ["cloud.endpoints.ecs", "unknown service"], 2),
     ("retry attempts below 1", "[notify.retry]\nattempts = 0\n", ["notify.retry.attempts", "Expected `int` >= 1"], 2),

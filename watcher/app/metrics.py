@@ -24,6 +24,7 @@ Metric families (``_total`` is appended to counters by the client library)::
     watcher_heartbeats_total{result}
     watcher_consumer_lag{topic,partition}                  highwater - committed, at scrape time
     watcher_ready                                          1 once /readyz would answer 200
+    watcher_outage_buffer_events                           changes held while the broker is unreachable
 """
 
 from __future__ import annotations
@@ -145,6 +146,11 @@ class Metrics:
             self.rule_reloads.labels(result)
         self.rules_loaded = Gauge("watcher_rules_loaded", "Rules in force in this worker.", registry=r)
         self.ready = Gauge("watcher_ready", "1 when the worker is ready (see /readyz).", registry=r)
+        self.outage_buffer = Gauge(
+            "watcher_outage_buffer_events",
+            "Polled changes held until the broker acknowledges them (non-zero while it is unreachable).",
+            registry=r,
+        )
         self.last_ok: dict[str, float] = {}
         self.lag_source: LagSource | None = None
         r.register(_Live(self))

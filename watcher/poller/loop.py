@@ -19,7 +19,7 @@ from typing import Protocol
 
 import msgspec
 
-from watcher.errors import CloudError, ThrottledError, WatcherError
+from watcher.errors import BrokerError, CloudError, ThrottledError, WatcherError
 from watcher.events import TERMINAL_PHASES, JobEvent
 from watcher.poller.diff import VANISHED, JobState, diff, target_is_by_id
 from watcher.poller.schedule import TargetState, next_due
@@ -144,7 +144,10 @@ async def poll_target(
     known = {j: s for j in ids if (s := store.job_state(target.id, j)) is not None}
     d = diff(target, known, result, now)
     if d.events:
-        await publish(d.events)  # acknowledged before any state moves
+        try:
+            await publish(d.events)  # acknowledged (or held, see poller.outbox) before any state moves
+        except BrokerError as e:  # not published: no state moves, so the next poll sees these again
+            return PollOutcome(polled=True, error=str(e), requests=result.requests)
     merged = dict(known)
     for job_id, js in d.states.items():
         if js is not None:
