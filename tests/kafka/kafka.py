@@ -132,6 +132,28 @@ def _mvn_error(proc: subprocess.CompletedProcess[str]) -> str:
 # -- the broker ----------------------------------------------------------------------------------
 
 
+def stable_port() -> int:
+    """A free 127.0.0.1 port *below* the kernel's ephemeral range, so it stays free while a
+    stopped broker is away: a port picked by binding 0 is ephemeral, and any client's outgoing
+    connection may take it meanwhile (the restart then fails with "Address already in use")."""
+    import random
+    import socket
+
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return free_port()
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    return free_port()
+
+
 class KafkaBroker:
     """One KRaft broker+controller JVM on 127.0.0.1, with its log dir in a temp dir."""
 
@@ -197,7 +219,7 @@ class KafkaBroker:
         self.prepare()
         t0 = time.monotonic()
         if not self.port:  # first start; a restart keeps its ports so clients find it again
-            self.port, self.controller_port = free_port(), free_port()
+            self.port, self.controller_port = stable_port(), stable_port()
         props = self._write_properties()
         if not (self.data_dir / "meta.properties").exists():
             self._format(props)
@@ -287,7 +309,9 @@ class KafkaBroker:
 
     def _format(self, props: Path) -> None:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        cmd = self._java_cmd("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props), "--standalone")
+        # "=": a random id may start with "-", which the tool would read as an option
+        cmd = self._java_cmd("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props),
+                             "--standalone")
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if proc.returncode != 0:
             tail = (proc.stdout + proc.stderr).strip()[-3000:]

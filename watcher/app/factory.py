@@ -35,11 +35,13 @@ import msgspec
 from watcher import events as ev
 from watcher.app import inhibitions as inhibition_feed
 from watcher.app import silences as silence_feed
+from watcher.app.outage import BrokerWatch, complete_within
 from watcher.app.reload import RuleReloader, refused_alert
 from watcher.app.stages import Stages
 from watcher.config import Config
 from watcher.poller.diff import JobState
 from watcher.poller.loop import Intervals, poll_target
+from watcher.poller.outbox import Outbox
 from watcher.poller.schedule import TargetState
 from watcher.sources.base import Target
 
@@ -209,12 +211,49 @@ def build_app(
     targets: dict[str, Target] = {t.id: t for t in config.targets()}
     intervals = Intervals(fast=config.seconds(config.poll.fast), idle=config.seconds(config.poll.idle))
     inflight: set[str] = set()
+    shutdown_grace = config.seconds(config.app.shutdown_grace)
     app.watcher_components = comps  # type: ignore[attr-defined]
     app.watcher_targets = targets  # type: ignore[attr-defined]
 
     async def publish(batch: Sequence[ev.JobEvent]) -> None:
         futs = [await events_topic.send(key=e.job_key.encode(), value=ev.encode(e)) for e in batch]
         await asyncio.gather(*futs)  # broker acks before poll state moves on
+
+    # While the broker is away: hold changes with their (not yet durable) poll state, and poll
+    # without ticks, which travel through the broker too (watcher.poller.outbox, app.outage).
+    outbox = Outbox(publish, bound=config.broker.outage_buffer)
+    comps.metrics.outage_buffer.set_function(lambda: outbox.size)
+    broker_watch = BrokerWatch(broker_url.split("://", 1)[-1], stale=max(3.0, 4 * config.seconds(config.poll.tick)))
+    app.watcher_outbox = outbox  # type: ignore[attr-defined]
+
+    async def poll_one(target_id: str, partition: int, track: Sequence[str] = (), force: bool = False) -> None:
+        target = targets.get(target_id)
+        if target is None or target_id in inflight:
+            return
+        inflight.add(target_id)
+        try:
+            durable = TableStore(poll_targets, poll_jobs, partition)
+            outcome = await poll_target(
+                target, comps.source(target.source), comps.client, outbox.store(target_id, durable),
+                outbox.publisher(target_id, durable), intervals=intervals, track=track, force=force,
+            )
+            if outcome.polled:
+                comps.stats.polls += 1
+                comps.stats.events += outcome.events
+        except Exception:  # never let one target kill the agent
+            log.exception("poll of %s crashed", target_id)
+        finally:
+            inflight.discard(target_id)
+
+    @app.timer(config.seconds(config.poll.tick))
+    async def poll_while_broker_away() -> None:
+        await outbox.flush()
+        if not await broker_watch.check():
+            return
+        mine = {tp.partition for tp in app.consumer.assignment() if tp.topic == ticks.get_topic_name()}
+        for tid in targets:  # the partitions this worker held when the broker went: nobody else polls them
+            if (p := partition_for(tid, n)) in mine:
+                await poll_one(tid, p)
 
     @app.timer(config.seconds(config.poll.tick), on_leader=True)
     async def schedule_ticks() -> None:
@@ -224,24 +263,9 @@ def build_app(
     @app.agent(ticks, concurrency=8)
     async def poll(stream: Any) -> None:
         async for event in stream.events():
+            broker_watch.saw_tick()
             tick = _tick_dec.decode(event.value)
-            target = targets.get(tick.target_id)
-            if target is None or tick.target_id in inflight:
-                continue
-            inflight.add(tick.target_id)
-            try:
-                store = TableStore(poll_targets, poll_jobs, event.message.partition)
-                outcome = await poll_target(
-                    target, comps.source(target.source), comps.client, store, publish,
-                    intervals=intervals, track=tick.track, force=tick.force,
-                )
-                if outcome.polled:
-                    comps.stats.polls += 1
-                    comps.stats.events += outcome.events
-            except Exception:  # never let one target kill the agent
-                log.exception("poll of %s crashed", tick.target_id)
-            finally:
-                inflight.discard(tick.target_id)
+            await poll_one(tick.target_id, event.message.partition, tick.track, tick.force)
 
     @app.agent(track_topic)
     async def track(stream: Any) -> None:
@@ -310,8 +334,8 @@ def build_app(
             if not isinstance(alert, ev.Alert) or alert.key in inflight:
                 continue
             inflight.add(alert.key)
-            try:
-                await deliver_once(alert, event.message.partition)
+            try:  # a stopping worker lets it finish (and be marked): its successor must not resend it
+                await complete_within(deliver_once(alert, event.message.partition), shutdown_grace, f"alert {alert.key}")
             finally:
                 inflight.discard(alert.key)
 
