@@ -87,6 +87,16 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    if args.config is not None:
+        if args.rules or args.events:
+            raise WatcherError("give either --config (live) or --rules and --events (offline), not both")
+        from watcher.app.explain import explain_live
+        from watcher.config import load_config
+
+        print(asyncio.run(explain_live(load_config(args.config), args.job_key)))
+        return 0
+    if not args.rules or not args.events:
+        raise WatcherError("give --config to explain from the live topics, or --rules and --events for a dry run")
     from watcher.rules.report import run_explain
 
     code, text = run_explain(args.job_key, args.rules, args.events)
@@ -231,14 +241,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "explain",
-        help="why a job did or did not notify (offline: from an events file)",
-        description="Dry-run an events file through the rules and tell one job's story: the rules each event "
-        "matched, and what dedup, silences, inhibition and grouping decided. Offline only for now: "
-        "explaining from the live Kafka state is a later step.",
+        help="why a job did or did not notify (live from the topics, or from an events file)",
+        description="Tell one job's story. With --config: from what the deployment's topics hold (its events "
+        "and the rules they match now, each alert fired, grouped, silenced or inhibited, delivered or "
+        "dead-lettered). With --rules and --events: a dry run of an events file, with what dedup, "
+        "silences, inhibition and grouping would decide.",
     )
     s.add_argument("job_key", help="source/region/project_id/job_id")
-    s.add_argument("--rules", nargs="+", required=True, metavar="FILE", help="rule files or directories")
-    s.add_argument("--events", required=True, help="JSON Lines file, one job event per line")
+    s.add_argument("--config", help="live: the worker config (its [broker] url and rule files)")
+    s.add_argument("--rules", nargs="+", metavar="FILE", help="offline: rule files or directories")
+    s.add_argument("--events", help="offline: JSON Lines file, one job event per line")
     s.set_defaults(func=cmd_explain)
 
     dlq = sub.add_parser("dlq", help="dead-letter tools").add_subparsers(dest="sub", required=True, metavar="SUB")

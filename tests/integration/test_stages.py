@@ -127,6 +127,15 @@ async def test_a_failing_batch_becomes_one_grouped_message(rig: Rig) -> None:
     assert lines[0].startswith(f"{n} alerts of rule batch-failed, grouped by project_id={P1}, job_type=createDesktops")
     ranked = sorted(codes.items(), key=lambda c: (-c[1], c[0]))
     assert f"Error codes: {', '.join(f'{c} ×{k}' for c, k in ranked)}" in lines
+    # The live explain follows one failed desktop from its event into the delivered group message.
+    desktop = next(d for d in running.sim.plan.projects[P1].desktops if d.timeline.failed)
+    key = f"workspace/cn-north-4/{P1}/{desktop.id}"
+    group = f"batch-failed|firing|project_id={P1}|job_type=createDesktops|parent_job_id={desktop.job_id}"
+    story = watcher_cli("explain", key, "--config", str(cfg)).splitlines()
+    assert story[0] == f"job {key} (live, from the {rig.prefix}.* topics)"
+    assert story[1].endswith(" UTC  FAILED (first seen): batch-failed") and len(story) == 5, story
+    assert story[2:4] == [f"alert batch-failed|{key}|->FAILED|firing (batch-failed, firing)", f"    grouped in {group}"]
+    assert story[4].startswith(f"    group message {group}|group@") and story[4].endswith("#1: delivered"), story
 
 
 SILENCED_RULES = """\
@@ -250,3 +259,18 @@ async def test_share_and_burst_alerts_inhibit_the_per_desktop_alerts_they_cover(
     assert all(isinstance(d, Decision) and d.result == "inhibited" for d in decisions.records)
     assert sorted(d.alert.event.job_id for d in decisions.records) == sorted(failed)
     assert all(d.alert.rule == "desktop-failed" and "inhibited by " in d.reason for d in decisions.records)
+    desktop = sorted(failed)[0]
+    key = f"workspace/cn-north-4/{P1}/{desktop}"
+    reason = next(d.reason for d in decisions.records if d.alert.event.job_id == desktop)
+    story = watcher_cli("explain", key, "--config", str(cfg)).splitlines()
+    assert story[1].endswith(" UTC  FAILED (first seen): batch-failing, failures-burst, desktop-failed"), story
+    mine = story.index(f"alert desktop-failed|{key}|->FAILED|firing (desktop-failed, firing)")
+    assert story[mine + 1] == f"    inhibited: {reason}"
+    # The share or burst alert may have fired on this very desktop's event: then it is its story too.
+    others = [(line, story[i + 1]) for i, line in enumerate(story) if line.startswith("alert ") and i != mine]
+    assert all(o[0].endswith(("(batch-failing, firing)", "(failures-burst, firing)")) for o in others), story
+    assert all(o[1] == "    delivered" for o in others) and len(story) == 4 + 2 * len(others), story
+    parent_key = f"workspace/cn-north-4/{P1}/{parent}"
+    assert watcher_cli("explain", parent_key, "--config", str(cfg)).splitlines()[1:] == [
+        f"no event of this job on {rig.prefix}.events"
+    ]
