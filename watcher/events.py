@@ -126,6 +126,7 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True, tag="alert", omit_default
     count: int = 1
     fired_at: datetime
     replay: bool = False  # re-delivery from the dead-letter topic: a "dead" mark does not stop it
+    default_body: bool = False  # the body is the default one: each channel kind may lay it out its way
 
 
 def alert_key(rule: str, event: JobEvent, kind: str = "firing") -> str:

@@ -25,7 +25,7 @@ from watcher.errors import ConfigError
 from watcher.events import Alert, DeadLetter, Entities, JobEvent, encode, job_key
 from watcher.notify.config import NotifyConfig, NotifyTarget, RetryBudget
 from watcher.notify.deliver import Notifier, TargetResult, classify, format_results, send_test
-from watcher.notify.render import ZWSP, default_body, default_title, sanitize
+from watcher.notify.render import ZWSP, chat_body, default_body, default_title, mail_footer, sanitize
 from watcher.notify.retry import backoff_delay
 from watcher.sinks import Mailbox, WebhookSink
 
@@ -127,7 +127,9 @@ async def test_smtp_server_receives_subject_and_body(mailbox: Mailbox) -> None:
     assert (mail.mail_from, mail.rcpt_tos) == ("watcher@example.com", ["oncall@example.com"])
     assert mail.subject == default_title(al)
     assert mail.message.get_content_type() == "text/plain"
-    assert mail.text.replace("\r\n", "\n").rstrip("\n") == default_body(al)
+    assert mail.text.replace("\r\n", "\n").rstrip("\n") == default_body(al) + (
+        "\n\n--\nAlert job-failed|ff80-1, fired 2026-11-23T12:00:30Z by watcher."
+    )  # mail: the full body, and a footer to quote in a ticket
 
 
 def _inert(text: str) -> None:
@@ -152,7 +154,8 @@ async def test_hostile_job_text_arrives_inert_and_truncated(sinks, mailbox: Mail
     [mail] = mailbox.mails
     _inert(mail.subject)
     _inert(mail.text)
-    assert mail.text.replace("\r\n", "\n").rstrip("\n") == message  # the same rendering on every channel
+    mail_text = sanitize(default_body(al) + mail_footer(al), 4000)  # the footer is past the cut, and counted
+    assert mail.text.replace("\r\n", "\n").rstrip("\n") == mail_text and mail_text[:3964] == message[:3964]
 
 
 async def test_html_email_gets_the_text_escaped_by_apprise(mailbox: Mailbox) -> None:
@@ -207,6 +210,30 @@ async def test_rendered_alert_defuses_mentions_on_slack_and_discord(sinks) -> No
     _inert(discord_text)
 
 
+async def test_each_channel_kind_gets_its_own_layout_of_the_default_body(sinks, mailbox: Mailbox) -> None:
+    """One alert with the default body: chat gets the compact lines, mail the full body and a
+    footer, a JSON webhook the full body; a rule's own body goes out as written everywhere."""
+    n, sink = await _chat_sinks(sinks)
+    hook = await sinks()
+    n = notifier((SLACK, ("ops",)), (mailbox.url(), ("ops",)), (hook.url(), ("ops",)))
+    n.targets[0].plugin.webhook_url = f"http://127.0.0.1:{sink.port}/services"
+    assert [t.kind for t in n.targets] == ["chat", "mail", "webhook"]
+    al = msgspec.structs.replace(make_alert(), body="Job type: createDesktops (workspace)", default_body=True)
+    assert (await n.deliver(al)).ok
+    assert sink.received[0].body["attachments"][0]["text"] == (
+        "Status: RUNNING → FAILED\nError: WKS.0112: Insufficient desktop quota.\nDesktop: dev-01\n"
+        f"Job ID: ff80-1\nworkspace · project {PROJECT} (cn-north-4) · rule job-failed"
+    )
+    [mail] = mailbox.mails
+    footer = "\n\n--\nAlert job-failed|ff80-1, fired 2026-11-23T12:00:30Z by watcher."
+    assert mail.text.replace("\r\n", "\n").rstrip("\n") == "Job type: createDesktops (workspace)" + footer
+    assert hook.received[0].body["message"] == "Job type: createDesktops (workspace)"
+    own = msgspec.structs.replace(al, key="k2", body="Desktop {{ dev-01 }} failed: call the pool owner", default_body=False)
+    assert (await n.deliver(own)).ok
+    assert sink.received[1].body["attachments"][0]["text"] == own.body
+    assert hook.received[1].body["message"] == own.body
+
+
 async def test_each_chat_service_gets_the_text_cut_to_its_own_limit(sinks) -> None:
     """50 kB of job text: Slack gets the configured 4,000 characters, Discord its own 2,000
     (title and body share its ``content``), each ending in the marker with the true count."""
@@ -214,7 +241,7 @@ async def test_each_chat_service_gets_the_text_cut_to_its_own_limit(sinks) -> No
     al = make_alert(message=HOSTILE + "Z" * 50_000)
     assert (await n.deliver(al)).ok
     by_path = {r.path.split("/")[1]: r.body for r in sink.received}
-    full = sanitize(default_body(al), 10**9)
+    full = sanitize(chat_body(al), 10**9)  # chat: the compact layout
     slack_text = by_path["services"]["attachments"][0]["text"]
     assert slack_text.endswith(f"… (truncated, {len(full) - 3964} more characters)")
     title = sanitize(default_title(al), 250)

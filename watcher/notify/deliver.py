@@ -18,7 +18,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from watcher.events import Alert
 from watcher.notify import console as _console  # noqa: F401 (registers console://)
 from watcher.notify.config import NotifyConfig
 from watcher.notify.redact import guard_apprise_logging, known_secrets, mask_plugin, mask_url, redact, secrets_of
-from watcher.notify.render import render, sanitize, truncate
+from watcher.notify.render import ChannelKind, channel_kind, render, sanitize, truncate
 from watcher.notify.retry import (
     DeliveryOutcome,
     DeliveryResult,
@@ -68,6 +68,7 @@ class Target:
     def __init__(self, target_id: str, plugin: Any, asset: apprise.AppriseAsset) -> None:
         self.id = target_id
         self.plugin = plugin
+        self.kind: ChannelKind = channel_kind(plugin)
         self.tags: frozenset[str] = frozenset(str(t) for t in getattr(plugin, "tags", ()) or ())
         self.sender = apprise.Apprise(plugin, asset=asset)
 
@@ -146,9 +147,20 @@ class Notifier:
         notify_type: apprise.NotifyType = apprise.NotifyType.INFO,
         *,
         timeout: float = 0,
+        bodies: Mapping[ChannelKind, str] | None = None,
     ) -> list[TargetResult]:
-        """Send one rendered message to ``targets`` concurrently, cut to each one's limits; one result each."""
-        return list(await asyncio.gather(*(self._send_one(t, title, body, notify_type, timeout) for t in targets)))
+        """Send one rendered message to ``targets`` concurrently, cut to each one's limits; one result each.
+        ``bodies``: the body per channel kind, when the layout differs by kind."""
+        sends = (self._send_one(t, title, bodies[t.kind] if bodies else body, notify_type, timeout) for t in targets)
+        return list(await asyncio.gather(*sends))
+
+    def _rendered(self, alert: Alert, targets: Collection[Target]) -> tuple[str, dict[ChannelKind, str]]:
+        """The title, and the body for each kind of channel among ``targets``, in full (cut per target)."""
+        bodies: dict[ChannelKind, str] = {}
+        title = ""
+        for kind in dict.fromkeys(t.kind for t in targets):
+            title, bodies[kind] = render(alert, title_limit=_UNCUT, body_limit=_UNCUT, kind=kind)
+        return title, bodies
 
     async def _send_one(
         self, target: Target, title: str, body: str, notify_type: apprise.NotifyType, timeout: float
@@ -175,8 +187,9 @@ class Notifier:
 
     async def deliver(self, alert: Alert) -> DeliveryResult:
         """Send ``alert`` once to every routed target; no retries."""
-        title, body = render(alert, title_limit=_UNCUT, body_limit=_UNCUT)
-        results = await self.send(self.route(alert), title, body, notify_type_for(alert))
+        routed = self.route(alert)
+        title, bodies = self._rendered(alert, routed)
+        results = await self.send(routed, title, "", notify_type_for(alert), bodies=bodies)
         return DeliveryResult(results=tuple(results))
 
     async def deliver_with_retry(
@@ -197,7 +210,7 @@ class Notifier:
             log.warning("alert %s matched no notification target (tags %s)", alert.key,
                         list(alert.tags or self.config.default_tags))
             return DeliveryOutcome(delivered=False, reason="no_route", attempts=0)
-        title, body = render(alert, title_limit=_UNCUT, body_limit=_UNCUT)
+        title, bodies = self._rendered(alert, routed)
         notify_type = notify_type_for(alert)
         pending = [t for t in routed if t.id not in already_ok]
         last: dict[str, TargetResult] = {}
@@ -207,7 +220,7 @@ class Notifier:
         while pending:
             attempts += 1
             remaining = budget.budget_seconds - (time.monotonic() - started)
-            results = await self.send(pending, title, body, notify_type, timeout=max(remaining, 0.001))
+            results = await self.send(pending, title, "", notify_type, timeout=max(remaining, 0.001), bodies=bodies)
             retry: list[Target] = []
             for target, result in zip(pending, results, strict=True):
                 last[target.id] = result

@@ -12,14 +12,29 @@ desktop or volume, so every title and body goes through :func:`sanitize` before 
   space (U+200B) after the ``@`` of ``@everyone``/``@here``/``@channel``/``@all`` and after
   the ``<`` of ``<!…>``/``<@…>``/``<#…>`` — it renders the same, but no longer matches;
 * it is cut to a limit with a visible marker, because chat APIs reject long messages.
+
+Each kind of channel gets the layout that reads best there, when the rule left the body to
+the default (:attr:`Alert.default_body`): **chat** (Slack, Discord, Telegram, Teams, SMS…)
+a compact body — status, error, what failed, job id, where; **mail** the full body and a
+footer with the alert key and time (what one quotes in a ticket); **webhook** (``json://``,
+``xml://``, ``form://``, ``console://``) the full body. A rule's own body, and the bodies of
+stuck, burst, share and grouped alerts, go out as written on every channel (mail adds its
+footer).
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any, Literal
 
 from watcher.events import Alert, JobEvent
+
+ChannelKind = Literal["chat", "mail", "webhook"]
+
+_WEBHOOK_PROTOCOLS = frozenset({"json", "jsons", "xml", "xmls", "form", "forms", "console"})
+_MAIL_PROTOCOLS = frozenset({"mailto", "mailtos", "mailgun", "sendgrid", "ses", "sparkpost", "smtp2go", "brevo",
+                             "resend", "o365", "azure", "postmark", "mailjet", "sendpulse"})  # fmt: skip
 
 ZWSP = "\u200b"
 
@@ -138,10 +153,53 @@ def default_body(alert: Alert) -> str:
     return "\n".join(lines)
 
 
-def render(alert: Alert, *, title_limit: int = 250, body_limit: int = 4000) -> tuple[str, str]:
-    """The (title, body) to send: the rule's text, or the default, sanitized and cut to limits."""
-    title = alert.title or default_title(alert)
+def channel_kind(plugin: Any) -> ChannelKind:
+    """What kind of channel an Apprise service is, from its URL schemes."""
+    schemes = {str(getattr(plugin, a, None) or "") for a in ("protocol", "secure_protocol")}
+    for attr in ("protocol", "secure_protocol"):  # some plugins declare a tuple of schemes
+        value = getattr(plugin, attr, None)
+        if isinstance(value, tuple | list):
+            schemes |= {str(v) for v in value}
+    if schemes & _WEBHOOK_PROTOCOLS:
+        return "webhook"
+    if schemes & _MAIL_PROTOCOLS:
+        return "mail"
+    return "chat"
+
+
+_CHAT_FACTS = ("Status", "Error", "Desktop", "Pool", "Volume", "Resource", "Tasks", "Job ID")
+
+
+def chat_body(alert: Alert) -> str:
+    """The compact default body for chat: what happened, to what, and where, in a few lines."""
+    facts = dict(default_lines(alert))
+    lines = [f"{label}: {facts[label]}" for label in _CHAT_FACTS if label in facts]
+    e = alert.event
+    lines.append(f"{e.source} · project {e.project_id} ({e.region}) · rule {alert.rule}")
+    return "\n".join(lines)
+
+
+def mail_footer(alert: Alert) -> str:
+    """What one quotes in a ticket: the alert key and when it fired."""
+    return f"\n\n--\nAlert {alert.key}, fired {iso_utc(alert.fired_at)} by watcher."
+
+
+def body_for(alert: Alert, kind: ChannelKind) -> str:
+    """The body for a ``kind`` channel: chat gets the compact layout of a default body."""
     body = alert.body or default_body(alert)
+    if kind == "chat" and (alert.default_body or not alert.body):
+        return chat_body(alert)
+    if kind == "mail":
+        return body + mail_footer(alert)
+    return body
+
+
+def render(
+    alert: Alert, *, title_limit: int = 250, body_limit: int = 4000, kind: ChannelKind = "webhook"
+) -> tuple[str, str]:
+    """The (title, body) to send on a ``kind`` channel, sanitized and cut to limits."""
+    title = alert.title or default_title(alert)
+    body = body_for(alert, kind)
     # A title is one line everywhere (mail Subject, chat headline).
     title = " ".join(strip_controls(title).split())
     return sanitize(title, title_limit), sanitize(body, body_limit)

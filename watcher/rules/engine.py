@@ -101,6 +101,7 @@ def make_alert(
     }
     if title is None or rule.custom_title:
         title = templates.render(rule.title, variables, templates.TITLE_MAX * 4, templates.DEFAULT_TITLE_TEMPLATE)
+    default_body = body is None and not rule.custom_body
     if body is None or rule.custom_body:
         body = templates.render(rule.body, variables, templates.BODY_MAX, templates.DEFAULT_BODY_TEMPLATE)
     return Alert(
@@ -114,6 +115,7 @@ def make_alert(
         event=event,
         count=count,
         fired_at=now,
+        default_body=default_body,
     )
 
 
