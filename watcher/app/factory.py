@@ -307,21 +307,20 @@ def build_app(
             if isinstance(alert, ev.Alert):
                 await stages.on_grouped(alert, event.message.partition)
 
-    @app.agent(bursts_topic)
-    async def count_bursts(stream: Any) -> None:
+    async def count(stream: Any, handle: Any, what: str) -> None:
         async for event in stream.events():
             try:
-                await stages.on_burst_hit(event.value, event.message.partition)
+                await handle(event.value, event.message.partition)
             except (msgspec.DecodeError, msgspec.ValidationError) as e:
-                log.warning("ignored a malformed burst hit: %s", e)
+                log.warning("ignored a malformed %s: %s", what, e)
+
+    @app.agent(bursts_topic)
+    async def count_bursts(stream: Any) -> None:
+        await count(stream, stages.on_burst_hit, "burst hit")
 
     @app.agent(shares_topic)
     async def count_shares(stream: Any) -> None:
-        async for event in stream.events():
-            try:
-                await stages.on_share_hit(event.value, event.message.partition)
-            except (msgspec.DecodeError, msgspec.ValidationError) as e:
-                log.warning("ignored a malformed share hit: %s", e)
+        await count(stream, stages.on_share_hit, "share hit")
 
     @app.timer(0.5)  # every worker: each fires the due timers and groups of its own partitions
     async def stage_timers() -> None:
