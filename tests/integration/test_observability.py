@@ -172,6 +172,43 @@ async def test_metrics_health_and_one_blind_alert_then_recovered(tansu_broker, t
         await running.stop()
 
 
+async def test_a_worker_killed_mid_episode_is_succeeded_without_a_second_page(tansu_broker, tmp_path: Path):
+    """Blind alert from the first worker; SIGKILL; the successor adopts the open episode from
+    Kafka: no second [BLIND] page while the target still fails, one [RECOVERED] when it heals."""
+    p0 = "0bec5db98280d2d02fd6c00c2de791ce"
+    running = await start_simulator(scenario=scenario(workspace_fault(p0)), settings=Settings(speed=0))
+    blind = await WebhookSink().start()
+    (tmp_path / "rules.yaml").write_text(RULES)
+    cfg = write_config(
+        tmp_path / "w.toml", leg=tansu_broker, prefix=unique_prefix("blind"), sim_url=running.url,
+        watches=[WatchSpec("workspace", [p0])], rules=[str(tmp_path / "rules.yaml")],
+        targets=[(blind.url("blind"), ["blind"])], cloud="retry_attempts = 1", extra=HEALTH,
+    )  # fmt: skip
+    ws0 = f"workspace/cn-north-4/{p0}"
+    running.sim.set_time(FAULT[0])  # failing from the start
+    first = Worker(cfg, tmp_path / "first.log").start()
+    second = Worker(cfg, tmp_path / "second.log")
+    try:
+        await wait_for(lambda: len(blind.received) >= 1, 90, "the watcher-blind alert", first)
+        first.kill()
+        second.start()
+        await wait_for(lambda: "adopting the open episode of " + ws0 in second.output(), 90, "adoption", second)
+        await asyncio.sleep(3)  # more failing polls and checks in the successor: still one page
+        assert [r.body["title"] for r in blind.received] == [f"[BLIND] watcher cannot poll {ws0}"]
+        running.sim.set_time(FAULT[1])
+        await wait_for(lambda: len(blind.received) >= 2, 60, "the recovered notice", second)
+        await asyncio.sleep(2)
+        assert [r.body["title"] for r in blind.received] == [
+            f"[BLIND] watcher cannot poll {ws0}",
+            f"[RECOVERED] watcher polls {ws0} again",
+        ]
+    finally:
+        first.kill()
+        second.stop()
+        await blind.stop()
+        await running.stop()
+
+
 # -- secrets ------------------------------------------------------------------------------
 
 AK = "AKWATCHSECRET7Q2Z9XK1"

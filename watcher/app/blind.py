@@ -7,13 +7,14 @@ recovered notice when a poll succeeds again. A list target this worker owns that
 been polled at all for ``blind_after`` (a stuck scheduler) is blind too; by-id targets
 (``evs``, ``appjob``) with nothing left to track are not polled by design and never count.
 
-Limitations, for now: the episode state is in memory, per worker, not Kafka-backed. A
-restart during an episode forgets it (the next worker alerts afresh if the target is still
-failing), and an episode whose partition moves to another worker is dropped here without a
-recovered notice (its new owner sees the target from scratch).
+An open episode is kept in Kafka (:class:`Episodes`, a table co-partitioned with the ticks
+topic, written *before* the firing notice is published), and the notices go out through
+the alerts topic, whose notifier delivers each key once. So a worker that restarts, or
+takes a target over from a dead one, adopts the open episode: it neither pages again (the
+firing notice it re-publishes has the same key) nor loses the recovered notice.
 
 :class:`BlindTracker` is pure bookkeeping; :class:`SelfHealth` is the service that checks
-it, delivers through the notifier and sends the dead-man heartbeat.
+it, publishes the notices and sends the dead-man heartbeat.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mode import Service
 
@@ -111,7 +112,7 @@ class BlindTracker:
             blind = self.is_blind(h, now)
             if blind and h.blind_since is None:
                 out.append(Change("firing", h, now))
-            elif not blind and h.blind_since is not None and h.failures == 0:
+            elif not blind and h.blind_since is not None and h.failures == 0 and h.last_ok is not None:
                 out.append(Change("resolved", h, h.blind_since))
         return out
 
@@ -170,8 +171,20 @@ def blind_alert(change: Change, now: float, tags: tuple[str, ...]) -> Alert:
     )
 
 
+class Episodes(Protocol):
+    """Where open blind episodes are kept (target id → when the episode began)."""
+
+    def get(self, target_id: str) -> float | None: ...
+    def put(self, target_id: str, episode: float) -> None: ...
+    def drop(self, target_id: str) -> None: ...
+
+
 class SelfHealth(Service):
-    """Checks the tracker every ``check_interval``, delivers notices; sends the heartbeat."""
+    """Checks the tracker every ``check_interval``, publishes notices; sends the heartbeat.
+
+    With ``publish`` (the alerts topic) and ``episodes`` (Kafka-backed) notices survive a
+    restart as the module doc says; without them (tools, tests) they are delivered directly
+    and a firing notice that failed is tried again at the next check."""
 
     def __init__(
         self,
@@ -179,10 +192,14 @@ class SelfHealth(Service):
         targets: dict[str, Target],
         *,
         owned: Callable[[], set[str]] | None = None,
+        episodes: Episodes | None = None,
+        publish: Callable[[Alert], Awaitable[None]] | None = None,
+        ready: Callable[[], bool] | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
         self.comps, self.all_targets, self.owned = comps, targets, owned
+        self.episodes, self.publish, self.ready = episodes, publish, ready
         cfg = comps.config
         self.check_interval = cfg.seconds(cfg.health.check_interval)
         self.heartbeat_interval = cfg.seconds(cfg.health.heartbeat_interval)
@@ -217,20 +234,40 @@ class SelfHealth(Service):
     async def check(self, now: float) -> None:
         from watcher.poller.diff import target_is_by_id
 
+        if self.ready is not None and not self.ready():
+            return  # the episodes table is still being recovered
         tracker = self.comps.blind
         if self.owned is not None:
-            tracker.own(self.all_targets, self.owned(), now, target_is_by_id)
+            owned = self.owned()
+            tracker.own(self.all_targets, owned, now, target_is_by_id)
+            for tid in owned if self.episodes is not None else ():
+                h = tracker.targets.get(tid)
+                if h is not None and h.blind_since is None and (episode := self.episodes.get(tid)) is not None:
+                    log.info("%s: adopting the open episode of %s (since %.0f)", RULE, tid, episode)
+                    await self._notify(Change("firing", h, episode), now, adopted=True)
         for change in tracker.decide(now):
-            alert = blind_alert(change, now, self.comps.config.health.tags)
-            h = change.health
+            await self._notify(change, now)
+
+    async def _notify(self, change: Change, now: float, *, adopted: bool = False) -> None:
+        alert = blind_alert(change, now, self.comps.config.health.tags)
+        h, firing = change.health, change.kind == "firing"
+        if not adopted:
             log.warning("%s: %s", RULE, alert.title)
+        if self.publish is not None:
+            if firing and self.episodes is not None:
+                self.episodes.put(h.target.id, change.episode)  # first: a successor re-publishes the same key
+            await self.publish(alert)  # the notifier delivers each key once
+            if not firing and self.episodes is not None:
+                self.episodes.drop(h.target.id)
+        else:
             outcome = await self.comps.notifier.deliver_with_retry(alert)
             if not outcome.delivered:
                 log.error("%s notice for %s not delivered: %s", RULE, h.target.id, outcome.reason)
-                continue  # a firing notice is tried again at the next check
+                return  # a firing notice is tried again at the next check
+        if not adopted:
             self.comps.metrics.self_health.labels(change.kind).inc()
-            h.blind_since = change.episode if change.kind == "firing" else None
-            self.comps.metrics.blind.labels(h.target.id).set(1 if change.kind == "firing" else 0)
+        h.blind_since = change.episode if firing else None
+        self.comps.metrics.blind.labels(h.target.id).set(1 if firing else 0)
 
     async def _heartbeat_loop(self) -> None:
         while not self.should_stop:

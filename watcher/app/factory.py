@@ -37,7 +37,7 @@ from watcher.app import inhibitions as inhibition_feed
 from watcher.app import silences as silence_feed
 from watcher.app.outage import BrokerWatch, complete_within
 from watcher.app.reload import RuleReloader, refused_alert
-from watcher.app.stages import Stages
+from watcher.app.stages import Stages, write_row
 from watcher.config import Config
 from watcher.poller.diff import JobState
 from watcher.poller.loop import Intervals, poll_target
@@ -101,6 +101,23 @@ class TableStore:
         self._put(self.jobs, f"{target_id}|{job_id}", _tick_enc.encode(state).decode())
 
 
+class TableEpisodes:
+    """Open watcher-blind episodes (target id → start) in a table co-partitioned with the ticks."""
+
+    def __init__(self, table: Any, partitions: int) -> None:
+        self.table, self.partitions = table, partitions
+
+    def get(self, target_id: str) -> float | None:
+        raw = self.table.data.get(target_id)
+        return float(raw) if raw else None
+
+    def put(self, target_id: str, episode: float) -> None:
+        write_row(self.table, target_id, repr(episode), partition_for(target_id, self.partitions))
+
+    def drop(self, target_id: str) -> None:
+        write_row(self.table, target_id, None, partition_for(target_id, self.partitions))
+
+
 def faust_settings(config: Config, broker_url: str, embedded: bool) -> dict[str, Any]:
     settings: dict[str, Any] = dict(
         broker=broker_url,
@@ -159,6 +176,7 @@ def build_app(
     poll_targets = app.Table(f"{prefix}-poll-targets", default=None, **table_kw)
     poll_jobs = app.Table(f"{prefix}-poll-jobs", default=None, **table_kw)
     delivered = app.Table(f"{prefix}-delivered", default=None, **table_kw)
+    blind_episodes = app.Table(f"{prefix}-blind-episodes", default=None, **table_kw)  # by target, as ticks
     # The stateful rule stages (watcher.app.stages): stuck timers by job key (co-partitioned
     # with events), groups by group key (co-partitioned with the grouping topic).
     grouping_topic = app.topic(f"{prefix}.grouping", partitions=n, **raw)
@@ -173,7 +191,7 @@ def build_app(
 
     app.watcher_topics = {  # type: ignore[attr-defined]
         **{t.get_topic_name(): n for t in (ticks, events_topic, alerts_topic, dlq_topic, track_topic)},
-        **{tb.changelog_topic.get_topic_name(): n for tb in (poll_targets, poll_jobs, delivered)},
+        **{tb.changelog_topic.get_topic_name(): n for tb in (poll_targets, poll_jobs, delivered, blind_episodes)},
         **{t.get_topic_name(): n for t in (grouping_topic, decisions_topic, bursts_topic, shares_topic)},
         **{tb.changelog_topic.get_topic_name(): n for tb in (stuck_timers, groups, windows, shares)},
         silence_feed.topic_name(config): n,
@@ -213,6 +231,12 @@ def build_app(
     inflight: set[str] = set()
     shutdown_grace = config.seconds(config.app.shutdown_grace)
     app.watcher_components = comps  # type: ignore[attr-defined]
+    app.watcher_episodes = TableEpisodes(blind_episodes, n)  # type: ignore[attr-defined]
+
+    async def publish_alert(alert: ev.Alert) -> None:
+        await alerts_topic.send(key=alert.key.encode(), value=ev.encode(alert))
+
+    app.watcher_publish_alert = publish_alert  # type: ignore[attr-defined]
     app.watcher_targets = targets  # type: ignore[attr-defined]
 
     async def publish(batch: Sequence[ev.JobEvent]) -> None:

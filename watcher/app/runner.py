@@ -33,7 +33,10 @@ def side_services(app: Any, config: Config) -> list[Any]:
         web = WebServer(comps.metrics, config.app.web_port, app, loop=app.loop)
         app.web_server(web)  # ours replaces Faust's own web stack on that port
         services.append(web)
-    services.append(SelfHealth(comps, app.watcher_targets, owned=lambda: owned_targets(app, config), loop=app.loop))
+    services.append(SelfHealth(
+        comps, app.watcher_targets, owned=lambda: owned_targets(app, config), episodes=app.watcher_episodes,
+        publish=app.watcher_publish_alert, ready=lambda: not getattr(app, "in_recovery", False), loop=app.loop,
+    ))  # fmt: skip
     return services
 
 

@@ -163,9 +163,9 @@ class Stages:
         before = _timer_dec.decode(raw).state if raw else None
         state, resolved = stuck.on_event(before, event, rules, names, now)
         if state is not None:
-            _put(self.timers, event.job_key, _dump(TimerSlot(partition=partition, state=state)), partition)
+            write_row(self.timers, event.job_key, _dump(TimerSlot(partition=partition, state=state)), partition)
         elif before is not None:
-            _put(self.timers, event.job_key, None, partition)
+            write_row(self.timers, event.job_key, None, partition)
         by_name = {r.name: r for r in rules}
         return [(by_name[a.rule], a) for a in resolved]
 
@@ -201,7 +201,7 @@ class Stages:
         slot = self.windows.get(key)
         now = datetime.now(UTC)
         window, alerts = burst.on_event(_burst_dec.decode(slot).window if slot else None, hit.event, rule, now)
-        _put(self.windows, key, _dump(BurstSlot(partition=partition, window=window)), partition)
+        write_row(self.windows, key, _dump(BurstSlot(partition=partition, window=window)), partition)
         if window.episode is not None and not alerts and rule.options.inhibits:  # a burst going on keeps its cover
             until = hit.event.observed_at + timedelta(seconds=rule.options.burst_within)  # poller events are UTC
             source = burst.episode_key(rule.name, burst.group_values(hit.event, rule.options.burst_by), window.episode)
@@ -220,7 +220,7 @@ class Stages:
         slot = self.shares.get(key)
         now = datetime.now(UTC)
         state, alerts = share.on_event(_share_dec.decode(slot).state if slot else None, hit.event, rule, hit.matched, now)
-        _put(self.shares, key, _dump(ShareSlot(partition=partition, state=state)), partition)
+        write_row(self.shares, key, _dump(ShareSlot(partition=partition, state=state)), partition)
         if hit.matched and state.fired_at is not None and not alerts and rule.options.inhibits:
             source = share.alert_key(rule.name, hit.event)
             await self._publish_inhibitions(self.inhibitions.extended(source, now + inhibit.HOLD, now))
@@ -242,7 +242,7 @@ class Stages:
             return
         group = grouping.add(slot.group if slot else None, alert, spec, datetime.now(UTC))
         seen = [*(slot.seen if slot else []), alert.key]
-        _put(self.groups, key, _dump(GroupSlot(partition=partition, group=group, seen=seen)), partition)
+        write_row(self.groups, key, _dump(GroupSlot(partition=partition, group=group, seen=seen)), partition)
 
     # -- the timer ------------------------------------------------------------------------
 
@@ -266,7 +266,7 @@ class Stages:
             if due is None or due > now:
                 continue
             state, alerts = stuck.on_tick(slot.state, by_name, now)
-            _put(self.timers, key, _dump(TimerSlot(partition=slot.partition, state=state)), slot.partition)
+            write_row(self.timers, key, _dump(TimerSlot(partition=slot.partition, state=state)), slot.partition)
             produced = []
             for alert in alerts:
                 sends = state.timers[alert.rule].sends
@@ -281,7 +281,7 @@ class Stages:
                 continue
             rule = by_name.get(key.split("|", 1)[0])
             if rule is None or burst.expired(bslot.window, rule, now):
-                _put(self.windows, key, None, bslot.partition)
+                write_row(self.windows, key, None, bslot.partition)
         mine = self._owned(self.grouping_topic)
         for key in list(self.groups.data.keys()):
             raw = self.groups.data.get(key)
@@ -296,7 +296,7 @@ class Stages:
             return
         after, alerts = grouping.flush(slot.group, spec, now)
         if after is None:  # nothing new for a whole interval: the group closes
-            _put(self.groups, key, None, slot.partition)
+            write_row(self.groups, key, None, slot.partition)
             return
         # State first (in memory, synchronously): an alert the agent adds while we await
         # below joins the next flush, and the changelog written last carries both.
@@ -321,7 +321,7 @@ def _dump(slot: TimerSlot | GroupSlot | BurstSlot | ShareSlot) -> str:
     return _enc.encode(slot).decode()
 
 
-def _put(table: Any, key: str, value: str | None, partition: int) -> None:
+def write_row(table: Any, key: str, value: str | None, partition: int) -> None:
     """Write a table outside stream iteration: the store, and the changelog of ``partition``."""
     if value is None:
         table.data.pop(key, None)
