@@ -34,10 +34,11 @@ def small_with(*faults: Fault):
     return msgspec.structs.replace(base, faults=tuple(faults))
 
 
-def client_for(url: str, ak: str = DEFAULT_AK, sk: str = DEFAULT_SK, **retry) -> CloudClient:
+def client_for(url: str, ak: str = DEFAULT_AK, sk: str = DEFAULT_SK, read_timeout: float = 30.0, **retry) -> CloudClient:
     policy = RetryPolicy(**{"max_attempts": 6, "base_delay": 0.05, "max_delay": 0.2, "budget_seconds": 10.0, **retry})
     endpoints = {"workspace": url, "workspaceapp": url, "evs": url}
-    return CloudClient(credentials=Credentials(ak=ak, sk=sk), endpoints=endpoints, retry=policy)
+    return CloudClient(credentials=Credentials(ak=ak, sk=sk), endpoints=endpoints, retry=policy,
+                       read_timeout=read_timeout)
 
 
 def targets_for(running) -> list[Target]:
@@ -130,5 +131,47 @@ async def test_bad_credentials_give_one_clear_error_without_secrets(bad, caplog)
         if bad == "ak":
             assert ak not in everything
         assert client.requests == 1  # 401 is not retried
+    finally:
+        await running.stop()
+
+
+WS_ONLY = ("workspace",)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault(kind="throttle", sources=WS_ONLY, probability=0.3, limit=8),  # no Retry-After: our own backoff
+        Fault(kind="server_error", sources=WS_ONLY, status=500, limit=4),
+        Fault(kind="server_error", sources=WS_ONLY, status=503, retry_after=0.2, limit=4),
+        Fault(kind="delay", sources=WS_ONLY, seconds=0.6, limit=2),  # past the 0.3 s read timeout
+        Fault(kind="token_expiry", sources=WS_ONLY, limit=2),  # 401 "token expires": not retried
+        # A page without its rows while jobs are open: malformed, not "every job vanished".
+        Fault(kind="missing_fields", sources=WS_ONLY, fields=("jobs",), limit=2, at=1.0),
+        Fault(kind="missing_fields", sources=("workspaceapp",), fields=("items",), limit=2, at=1.0),
+        Fault(kind="missing_fields", sources=("script",), fields=("script_execution_tasks",), limit=2, at=1.0),
+        Fault(kind="missing_fields", sources=WS_ONLY, row_fields=("status",), limit=2),  # rows without a status
+    ],
+    ids=lambda f: f"{f.kind}-{f.status if f.kind == 'server_error' else ''}{','.join(f.fields or f.row_fields)}",
+)
+async def test_each_cloud_fault_loses_nothing_and_leaves_the_other_targets_alone(fault: Fault, caplog) -> None:
+    """Every transition of the scenario is published exactly once; only the faulty source's targets
+    see errors, each error kind is one warning line per target, and nothing crashes."""
+    running = await start_simulator(scenario=small_with(fault), settings=Settings(speed=0))
+    caplog.set_level(logging.WARNING, logger="watcher")
+    try:
+        async with client_for(running.url, read_timeout=0.3) as client:
+            published, expected, outcomes = await step_through(running, client, cycles_per_instant=2)
+        assert running.sim.faults.fired[0] > 0, "the fault did not happen"
+        assert published == expected
+        failing = [o.error for o in outcomes if o.error]
+        source = fault.sources[0]
+        assert all(f"api={source}." in e for e in failing), failing
+        lines = [r.getMessage() for r in caplog.records if r.name == "watcher.poller"]
+        assert all(line.startswith(f"poll of {source}/") for line in lines), lines
+        if fault.fields:
+            assert failing and all(f"no `{fault.fields[0]}` list" in e for e in failing), failing
+        per_target = Counter(line.split()[2] for line in lines)
+        assert all(n == 1 for n in per_target.values()), lines  # rate-limited: one line per target and kind
     finally:
         await running.stop()

@@ -138,7 +138,7 @@ async def list_rows(session: Session, base: Params) -> tuple[list[ScriptTask], i
 
     async def page(offset: int, limit: int) -> tuple[list[ScriptTask], int | None]:
         body = await session.get(API, path, [*base, ("limit", str(limit)), ("offset", str(offset))], ScriptPage)
-        return body.script_execution_tasks or [], body.total_count
+        return session.rows(API, "script_execution_tasks", body.script_execution_tasks, body.total_count), body.total_count
 
     return await collect(page, limit=LIMIT)
 

@@ -61,3 +61,14 @@ class Session:
             params=tuple(params),
         )
         return decode(body, type, api=api, project_id=self.target.project_id)
+
+    def rows(self, api: str, field: str, rows: list[T] | None, total: int | None) -> list[T]:
+        """A list page's rows. A page without its ``field`` list is malformed unless its total
+        says it matches nothing: read as empty, it would report every open job as vanished."""
+        if rows is None and total != 0:
+            raise MalformedResponse(
+                f"malformed {api} response: no `{field}` list (total {total})", api=api,
+                project_id=self.target.project_id,
+            )  # fmt: skip
+        return rows or []
+

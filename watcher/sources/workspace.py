@@ -134,7 +134,7 @@ async def list_rows(session: Session, base: Params, statuses: Sequence[str]) -> 
     async def page(offset: int, limit: int) -> tuple[list[WsSubJob], int | None]:
         params = [*base, *(("status", s) for s in statuses), ("limit", str(limit)), ("offset", str(offset))]
         body = await session.get(API, path, params, WsPage)
-        return body.jobs or [], body.total_count
+        return session.rows(API, "jobs", body.jobs, body.total_count), body.total_count
 
     return await collect(page, limit=LIMIT)
 

@@ -159,7 +159,7 @@ async def list_rows(session: Session, base: Params) -> tuple[list[AppSubJob], in
 
     async def page(offset: int, limit: int) -> tuple[list[AppSubJob], int | None]:
         body = await session.get(API, path, [*base, ("limit", str(limit)), ("offset", str(offset))], AppPage)
-        return body.items or [], body.count
+        return session.rows(API, "items", body.items, body.count), body.count
 
     return await collect(page, limit=LIMIT)
 
