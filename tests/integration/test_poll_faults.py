@@ -54,12 +54,14 @@ def targets_for(running) -> list[Target]:
     return out
 
 
-async def step_through(running, client, *, cycles_per_instant: int = 1):
+async def step_through(running, client, *, cycles_per_instant: int = 1, events: list | None = None):
     """Poll every target at every transition instant; return published rows and outcomes."""
     sim, store, published, outcomes = running.sim, MemoryStore(), Counter(), []
 
     async def publish(batch):
         published.update((e.source, e.project_id, e.job_id, e.prev_status, e.status) for e in batch)
+        if events is not None:
+            events.extend(batch)
 
     instants = sorted({0.0, *(t.at_seconds for t in sim.transitions())})
     for at in instants:
@@ -173,5 +175,27 @@ async def test_each_cloud_fault_loses_nothing_and_leaves_the_other_targets_alone
             assert failing and all(f"no `{fault.fields[0]}` list" in e for e in failing), failing
         per_target = Counter(line.split()[2] for line in lines)
         assert all(n == 1 for n in per_target.values()), lines  # rate-limited: one line per target and kind
+    finally:
+        await running.stop()
+
+
+@pytest.mark.parametrize("kind", ["unknown_status", "unknown_job_type"])
+async def test_undocumented_words_pass_through_as_other_and_the_jobs_end_as_planned(kind: str) -> None:
+    """For a while the API answers words it never documented: they are published as they are
+    (an unknown status in phase "other"), nothing crashes, and every job ends as the plan says."""
+    fault = Fault(kind=kind, sources=WS_ONLY, limit=4, at=1.0, value="SOMETHING_NEW")
+    running = await start_simulator(scenario=small_with(fault), settings=Settings(speed=0))
+    events: list = []
+    try:
+        async with client_for(running.url) as client:
+            _, _, outcomes = await step_through(running, client, cycles_per_instant=2, events=events)
+        assert running.sim.faults.fired[0] > 0 and not [o.error for o in outcomes if o.error]
+        odd = [e for e in events if "SOMETHING_NEW" in (e.status, e.job_type)]
+        assert odd and all(e.source == "workspace" for e in odd)
+        if kind == "unknown_status":
+            assert all(e.phase == "other" for e in odd if e.status == "SOMETHING_NEW")
+        final = {(e.source, e.job_id): e.status for e in events}
+        planned = {(t.source, t.job_id): t.to_status for t in running.sim.transitions()}
+        assert final == planned
     finally:
         await running.stop()
