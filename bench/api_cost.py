@@ -200,7 +200,9 @@ async def run(ctx: Any) -> Section:
                          endpoints={s: running.url for s in ("workspace", "workspaceapp", "evs")})
     naive = await asyncio.to_thread(sdk_clients, running.url)
     stores = {s: MemoryStore() for s in SOURCES}
-    sources = {s: type(get_source(s))() for s in SOURCES}  # fresh: no memo from another run
+    # Fresh (no memo from another run); list sources sweep by the simulator's virtual clock.
+    kinds = {s: type(get_source(s)) for s in SOURCES}
+    sources = {s: k() if k.by_id else k(clock=sim.now) for s, k in kinds.items()}
     targets = {s: target(s, sim) for s in SOURCES}
     rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SOURCES}
 
@@ -267,10 +269,10 @@ def _limit(source: str, fig: dict[str, Any]) -> str:
         return ("Each poll lists only the open rows (workspace: 1 request, repeated status; workspaceapp: 2, WAITING and "
                 "RUNNING, its status filter is single-valued), then re-reads every parent job whose sub-jobs left the "
                 "open set with job_id=<parent>: one request per parent, since job_id is single-valued (3-8 of the "
-                "cycle's mean); every 20th poll is a full sweep. The floor counts no read of a job that just ended, "
+                "cycle's mean); a full sweep every 20 polls or 60 s (12 polls at the 5 s cycle), whichever comes first. The floor counts no read of a job that just ended, "
                 "which these APIs can only give per parent.")
     if source == "script":
         return ("Each poll lists status=WAITING and status=RUNNING (2 requests: the filter is single-valued) and "
-                "re-reads the tasks that left them in one task_id=... request; every 20th poll is a full sweep. The "
+                "re-reads the tasks that left them in one task_id=... request; a full sweep every 20 polls or 60 s (12 polls at the 5 s cycle), whichever comes first. The "
                 "floor counts one request in all, so 2 listings + 1 re-read is this API's least.")
     return "Each tracked id costs one request per cycle; the floor is the same, so the excess is jobs asked once more after ending."

@@ -46,6 +46,9 @@ class PollConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     fast: str = "5s"  # while a target has non-terminal jobs
     idle: str = "60s"  # while it has none
     tick: str = "1s"  # how often the scheduler checks which targets are due
+    # List sources poll only open jobs and re-list everything at least this often: it bounds
+    # how late a job that starts and ends between two polls (refused at once) is seen.
+    sweep: str = "60s"
 
 
 ApiVersion = Literal["v1", "v2"]  # appjob: "v1" is the deprecated integer-status API
@@ -142,7 +145,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 _DURATION_KEYS = {
     "broker": ("session_timeout",),
     "cloud": ("connect_timeout", "read_timeout", "retry_budget"),
-    "poll": ("fast", "idle", "tick"),
+    "poll": ("fast", "idle", "tick", "sweep"),
     "health": ("blind_after", "check_interval", "heartbeat_interval"),
     "app": ("shutdown_grace",),
 }

@@ -794,6 +794,23 @@ async def test_full_sweep_every_n_polls_finds_jobs_that_started_and_ended_unseen
     ]  # fmt: skip
 
 
+async def test_a_full_sweep_at_least_every_sweep_seconds_bounds_how_late_a_quick_failure_is_seen():
+    """A job refused at once starts and fails between two polls: the open listing never shows
+    it; the timed sweep does, within ``sweep_seconds`` however rarely the count sweep comes."""
+    rows = ws_rows(1200, status="SUCCESS", parent="old")
+    now = [0.0]
+    src, t = WorkspaceSource(sweep_every=1000, sweep_seconds=60, clock=lambda: now[0]), target("workspace")
+    client = FakeClient(handler=ws_listing(rows))
+    seen_at = []
+    for i in range(8):  # a poll every 20 s
+        now[0] = i * 20.0
+        if i == 1:
+            rows.append({"id": "refused", "job_id": "X", "status": "FAILED", "job_type": "createDesktops"})
+        result = await src.fetch(client, t, [])
+        seen_at += [(now[0], result.complete) for o in result.observations if o.job_id == "refused"]
+    assert seen_at == [(60.0, True), (120.0, True)]
+
+
 async def test_active_ids_with_unknown_parents_force_a_full_listing():
     rows = ws_rows(1500, status="SUCCESS", parent="old") + ws_rows(1, status="RUNNING", parent="P", prefix="r")
     client = FakeClient(handler=ws_listing(rows))

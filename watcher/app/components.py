@@ -100,6 +100,7 @@ class Components:
     delivered_hooks: list[Callable[[Alert], None]] = field(default_factory=list)
     silences: list[Silence] = field(default_factory=list)  # the rule files' own
     stats: Stats = field(init=False)
+    _sources: dict[str, Any] = field(default_factory=dict)
     blind: BlindTracker = field(init=False)
 
     def __post_init__(self) -> None:
@@ -116,9 +117,12 @@ class Components:
             self._ruleset = _MeteredRuleSet(self._ruleset, self.metrics)
 
     def source(self, name: str) -> Source:
-        from watcher.sources import get_source
+        from watcher.sources import new_source
 
-        return _MeteredSource(get_source(name), self)  # type: ignore[return-value]
+        if name not in self._sources:  # one per worker and source: its memo lives as long as the worker
+            sweep = self.config.seconds(self.config.poll.sweep)
+            self._sources[name] = _MeteredSource(new_source(name, sweep_seconds=sweep), self)
+        return self._sources[name]  # type: ignore[return-value]
 
     def ruleset(self) -> Any:
         return self._ruleset

@@ -30,4 +30,13 @@ def get_source(name: str) -> Source:
         raise ConfigError(f"unknown source {name!r}; valid sources: {', '.join(SOURCES)}", key="source") from None
 
 
-__all__ = ["SOURCES", "FetchResult", "Observation", "Source", "Target", "get_source"]
+def new_source(name: str, *, sweep_seconds: float | None = None) -> Source:
+    """A fresh ``name`` source with a memo of its own; a list source fully re-lists each
+    stream at least every ``sweep_seconds`` (``[poll] sweep``)."""
+    cls: type = type(get_source(name))
+    if sweep_seconds is not None and not cls.by_id:
+        return cls(sweep_seconds=sweep_seconds)  # type: ignore[no-any-return]
+    return cls()  # type: ignore[no-any-return]
+
+
+__all__ = ["SOURCES", "FetchResult", "Observation", "Source", "Target", "get_source", "new_source"]

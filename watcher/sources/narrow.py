@@ -7,7 +7,8 @@ and the cheaper one is picked:
 
 * *full*: list every row of the stream. Chosen when the whole history costs no more than
   the open listing, on the first poll, when an active id has no memo (e.g. after a
-  restart: only a full listing can answer it), and every ``sweep_every`` polls;
+  restart: only a full listing can answer it), and every ``sweep_every`` polls or
+  ``sweep_seconds``, whichever comes first;
 * *narrow*: list only the open statuses the source's :class:`Lister` names. Every active id
   missing from that answer left the open set, so it is re-read by its *handle* (the
   parent job for sub-job APIs, the row's own id where the API filters by id). If the
@@ -16,13 +17,15 @@ and the cheaper one is picked:
 An active id that neither answer returns is reported ``gone`` by the source: every active
 id is always answered. What narrow polls can miss is a job that starts *and* leaves the
 listed statuses between two polls under a handle nobody asks for; the next full sweep
-reports it (as ``appeared`` in its later state), so ``sweep_every`` bounds that delay.
+reports it (as ``appeared`` in its later state), so ``sweep_seconds`` bounds that delay —
+it matters: a job refused at once (no quota) starts and fails between two polls.
 The memo (open id → handle and stream, page estimates) lives in the process; losing it
 only forces a full listing. Pure strategy: the HTTP is in each source's Lister.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
@@ -33,6 +36,10 @@ from watcher.sources.fields import phase_of, text
 from watcher.sources.session import Session
 
 R = TypeVar("R")
+Clock = Callable[[], float]
+
+#: At most this long between two full listings of a stream (``[poll] sweep``).
+SWEEP_SECONDS = 60.0
 Params = list[tuple[str, str]]
 
 
@@ -133,6 +140,7 @@ class _StreamMemo:
     total_all: int | None = None  # rows in the last full listing (None: never listed)
     open_cost: int = 1  # requests of the open listing at the last look
     since_full: int = 0
+    full_at: float = 0.0  # clock time of the last full listing
 
 
 @dataclass
@@ -153,10 +161,12 @@ class Polled(Generic[R]):
 class Narrow(Generic[R]):
     """The narrow/full strategy over one Lister, with a memo per target."""
 
-    def __init__(self, lister: Lister[R], *, sweep_every: int) -> None:
+    def __init__(
+        self, lister: Lister[R], *, sweep_every: int, sweep_seconds: float = SWEEP_SECONDS, clock: Clock = time.monotonic
+    ) -> None:
         if sweep_every < 1:
             raise ValueError(f"sweep_every must be >= 1, got {sweep_every}")
-        self.lister, self.sweep_every = lister, sweep_every
+        self.lister, self.sweep_every, self.sweep_seconds, self.clock = lister, sweep_every, sweep_seconds, clock
         self._memos: dict[str, _TargetMemo] = {}
 
     async def poll(
@@ -208,6 +218,7 @@ class Narrow(Generic[R]):
             force_full
             or sm.total_all is None
             or sm.since_full + 1 >= self.sweep_every
+            or self.clock() - sm.full_at >= self.sweep_seconds
             or pages(sm.total_all, lister.limit) <= sm.open_cost
         ):
             return await self._full(session, base, sm), True
@@ -229,5 +240,5 @@ class Narrow(Generic[R]):
         rows, total = await self.lister.full(session, base)
         sm.total_all = total if total is not None else len(rows)
         sm.open_cost = self.lister.open_cost(rows)
-        sm.since_full = 0
+        sm.since_full, sm.full_at = 0, self.clock()
         return rows

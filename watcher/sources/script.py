@@ -29,6 +29,7 @@ are listed every poll (``complete=True``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -37,7 +38,7 @@ import msgspec
 from watcher.events import TERMINAL_PHASES, Entities, Phase, TaskCounts
 from watcher.sources.base import FetchResult, Observation, Target
 from watcher.sources.fields import phase_of, text
-from watcher.sources.narrow import Narrow, pages, per_status_cost
+from watcher.sources.narrow import SWEEP_SECONDS, Clock, Narrow, pages, per_status_cost
 from watcher.sources.paging import collect
 from watcher.sources.session import Session
 from watcher.sources.timefmt import RawTime, parse_time
@@ -188,8 +189,8 @@ class ScriptSource:
     service = SERVICE
     by_id = False
 
-    def __init__(self, *, sweep_every: int = 20) -> None:
-        self._narrow = Narrow(_Lister(), sweep_every=sweep_every)
+    def __init__(self, *, sweep_every: int = 20, sweep_seconds: float = SWEEP_SECONDS, clock: Clock = time.monotonic) -> None:
+        self._narrow = Narrow(_Lister(), sweep_every=sweep_every, sweep_seconds=sweep_seconds, clock=clock)
 
     async def fetch(self, client: Any, target: Target, active: Collection[str]) -> FetchResult:
         session = Session(client, service=self.service, target=target)

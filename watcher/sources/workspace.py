@@ -26,6 +26,7 @@ every poll (``complete=True``: a job that leaves the filter is reported vanished
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -34,7 +35,7 @@ import msgspec
 from watcher.events import Entities, Phase
 from watcher.sources.base import FetchResult, Observation, Target
 from watcher.sources.fields import phase_of, text
-from watcher.sources.narrow import ByParent, Narrow, pages
+from watcher.sources.narrow import SWEEP_SECONDS, ByParent, Clock, Narrow, pages
 from watcher.sources.paging import collect
 from watcher.sources.session import Session
 from watcher.sources.timefmt import RawTime, parse_time
@@ -162,8 +163,8 @@ class WorkspaceSource:
     service = SERVICE
     by_id = False
 
-    def __init__(self, *, sweep_every: int = 20) -> None:
-        self._narrow = Narrow(_Lister(), sweep_every=sweep_every)
+    def __init__(self, *, sweep_every: int = 20, sweep_seconds: float = SWEEP_SECONDS, clock: Clock = time.monotonic) -> None:
+        self._narrow = Narrow(_Lister(), sweep_every=sweep_every, sweep_seconds=sweep_seconds, clock=clock)
         self.sweep_every = sweep_every
 
     async def fetch(self, client: Any, target: Target, active: Collection[str]) -> FetchResult:

@@ -43,6 +43,7 @@ found by the full sweep, like one that started and ended between polls. With
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -52,7 +53,7 @@ from watcher.errors import ConfigError
 from watcher.events import Entities, Phase
 from watcher.sources.base import FetchResult, Observation, Target
 from watcher.sources.fields import phase_of, text
-from watcher.sources.narrow import ByParent, Narrow, per_status_cost
+from watcher.sources.narrow import SWEEP_SECONDS, ByParent, Clock, Narrow, per_status_cost
 from watcher.sources.paging import collect
 from watcher.sources.session import Session
 from watcher.sources.timefmt import RawTime, parse_time
@@ -190,8 +191,8 @@ class WorkspaceAppSource:
     service = SERVICE
     by_id = False
 
-    def __init__(self, *, sweep_every: int = 20) -> None:
-        self._narrow = Narrow(_Lister(), sweep_every=sweep_every)
+    def __init__(self, *, sweep_every: int = 20, sweep_seconds: float = SWEEP_SECONDS, clock: Clock = time.monotonic) -> None:
+        self._narrow = Narrow(_Lister(), sweep_every=sweep_every, sweep_seconds=sweep_seconds, clock=clock)
 
     async def fetch(self, client: Any, target: Target, active: Collection[str]) -> FetchResult:
         session = Session(client, service=self.service, target=target)
