@@ -2,7 +2,7 @@
 
 Both are real servers on 127.0.0.1 and record exactly what arrived, so a test can assert
 what a notification target would have received. The webhook sink can be told to fail
-(HTTP 500) for a number of requests or until further notice.
+(HTTP 500, or ``fail_status``) for a number of requests or until further notice.
 """
 
 from __future__ import annotations
@@ -35,11 +35,12 @@ class Received:
 
 @dataclass
 class WebhookSink:
-    """Records every POST; answers 500 while ``fail_next`` > 0 or ``fail_always``."""
+    """Records every POST; answers ``fail_status`` while ``fail_next`` > 0 or ``fail_always``."""
 
     on_receive: Callable[[Received], None] | None = None
     fail_next: int = 0
     fail_always: bool = False
+    fail_status: int = 500
     received: list[Received] = field(default_factory=list)
     attempts: int = 0
     port: int = 0
@@ -50,7 +51,7 @@ class WebhookSink:
         self.attempts += 1
         if self.fail_always or self.fail_next > 0:
             self.fail_next = max(0, self.fail_next - 1)
-            return web.Response(status=500, text="sink failing on purpose")
+            return web.Response(status=self.fail_status, text="sink failing on purpose")
         try:
             body: Any = json.loads(raw)
         except ValueError:
