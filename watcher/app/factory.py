@@ -76,11 +76,31 @@ def partition_for(target_id: str, partitions: int) -> int:
     return zlib.crc32(target_id.encode()) % partitions
 
 
-class TableStore:
-    """PollStore over two Faust tables, writing the changelog of one known partition."""
+class StateWrites:
+    """Each target's poll-state changelog sends still in flight; its next publish awaits them.
 
-    def __init__(self, targets: Any, jobs: Any, partition: int) -> None:
+    Why: the state that recorded a target's previous changes must be durable before newer
+    changes go out. Else a successor reading older state would publish RUNNING→FAILED again
+    as WAITING→FAILED, a different alert key, and page twice for one failure."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, list[Any]] = {}
+
+    def add(self, target_id: str, sent: Any) -> None:
+        pending = [f for f in self._pending.get(target_id, ()) if not f.done()]  # a quiet target's list stays short
+        self._pending[target_id] = [*pending, sent]
+
+    async def settle(self, target_id: str) -> None:
+        await asyncio.gather(*self._pending.pop(target_id, []))
+
+
+class TableStore:
+    """PollStore over two Faust tables, writing the changelog of one known partition (each
+    send recorded in ``writes``)."""
+
+    def __init__(self, targets: Any, jobs: Any, partition: int, writes: StateWrites | None = None) -> None:
         self.targets, self.jobs, self.partition = targets, jobs, partition
+        self.writes = writes if writes is not None else StateWrites()
 
     def target_state(self, target_id: str) -> TargetState | None:
         raw = self.targets.get(target_id)
@@ -90,15 +110,15 @@ class TableStore:
         raw = self.jobs.get(f"{target_id}|{job_id}")
         return _job_dec.decode(raw) if raw else None
 
-    def _put(self, table: Any, key: str, value: str) -> None:
+    def _put(self, target_id: str, table: Any, key: str, value: str) -> None:
         table.data[key] = value
-        table.send_changelog(self.partition, key, value)
+        self.writes.add(target_id, table.send_changelog(self.partition, key, value))
 
     def put_target_state(self, target_id: str, state: TargetState) -> None:
-        self._put(self.targets, target_id, _tick_enc.encode(state).decode())
+        self._put(target_id, self.targets, target_id, _tick_enc.encode(state).decode())
 
     def put_job_state(self, target_id: str, job_id: str, state: JobState) -> None:
-        self._put(self.jobs, f"{target_id}|{job_id}", _tick_enc.encode(state).decode())
+        self._put(target_id, self.jobs, f"{target_id}|{job_id}", _tick_enc.encode(state).decode())
 
 
 class TableEpisodes:
@@ -239,7 +259,10 @@ def build_app(
     app.watcher_publish_alert = publish_alert  # type: ignore[attr-defined]
     app.watcher_targets = targets  # type: ignore[attr-defined]
 
+    state_writes = StateWrites()
+
     async def publish(batch: Sequence[ev.JobEvent]) -> None:
+        await state_writes.settle(batch[0].target)  # the state recording earlier changes is durable first
         futs = [await events_topic.send(key=e.job_key.encode(), value=ev.encode(e)) for e in batch]
         await asyncio.gather(*futs)  # broker acks before poll state moves on
 
@@ -256,7 +279,7 @@ def build_app(
             return
         inflight.add(target_id)
         try:
-            durable = TableStore(poll_targets, poll_jobs, partition)
+            durable = TableStore(poll_targets, poll_jobs, partition, state_writes)
             outcome = await poll_target(
                 target, comps.source(target.source), comps.client, outbox.store(target_id, durable),
                 outbox.publisher(target_id, durable), intervals=intervals, track=track, force=force,
