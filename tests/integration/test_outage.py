@@ -29,8 +29,8 @@ from tests.integration.test_delivery import (
     job_ids_at,
     scenario,
 )
-from tests.kafka.kafka import KafkaBroker, KafkaUnavailable
-from tests.kafka.legs import BrokerLeg, unavailable
+from tests.kafka.kafka import KafkaBroker
+from tests.kafka.legs import BrokerLeg, run_kafka
 from watcher.events import JobEvent
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.broker]
@@ -42,16 +42,7 @@ SINK_DELAY = 3.0  # seconds the slow sink takes to answer, so SIGTERM lands mid-
 @pytest.fixture
 def own_kafka() -> Iterator[BrokerLeg]:
     """An Apache Kafka of this test's own: the test stops and restarts it (same port, same data)."""
-    server = KafkaBroker()
-    try:
-        try:
-            server.prepare()
-        except KafkaUnavailable as e:
-            unavailable(e.reason)
-        server.start()
-        yield BrokerLeg("kafka", server.url, server.bootstrap, {}, server)
-    finally:
-        server.close()
+    yield from run_kafka()
 
 
 @pytest.fixture
