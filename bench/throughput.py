@@ -158,7 +158,6 @@ def run_faust(args: argparse.Namespace) -> None:
 
     from watcher import events as ev
     from watcher.app.factory import faust_settings
-    from watcher.app.transport import Transport
     from watcher.config import BrokerConfig, Config
     from watcher.rules.engine import load_rules
 
@@ -167,7 +166,6 @@ def run_faust(args: argparse.Namespace) -> None:
     shutil.rmtree(settings["datadir"], ignore_errors=True)
     settings["datadir"] = args.datadir
     app = faust.App(args.app_id, autodiscover=False, **settings)
-    app.transport = Transport(app.conf.broker_consumer, app)  # as build_app
     raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     events_topic = app.topic(args.topic, partitions=PARTITIONS, **raw)
     alerts_topic = app.topic(f"{args.app_id}.alerts", partitions=PARTITIONS, **raw)

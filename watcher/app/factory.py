@@ -38,7 +38,6 @@ from watcher.app import silences as silence_feed
 from watcher.app.outage import BrokerWatch, complete_within
 from watcher.app.reload import RuleReloader, refused_alert
 from watcher.app.stages import Stages, write_row
-from watcher.app.transport import Transport
 from watcher.config import Config
 from watcher.poller.diff import JobState
 from watcher.poller.loop import Intervals, poll_target
@@ -185,7 +184,6 @@ def build_app(
     prefix = config.broker.topic_prefix
     n = config.broker.partitions
     app = faust.App(config.app.id, **faust_settings(config, broker_url, embedded))
-    app.transport = Transport(app.conf.broker_consumer, app)  # before anything makes Faust's own
     raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
     ticks = app.topic(f"{prefix}.ticks", partitions=n, **raw)
