@@ -152,8 +152,10 @@ def faust_settings(config: Config, broker_url: str, embedded: bool) -> dict[str,
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
         # A commit per record costs ~40% of the rules path (make bench), but committing on an
-        # interval made the SIGKILL-restart delivery test lose its successor's deliveries in
-        # some runs (not understood yet), so stay with per-record commits until it is.
+        # interval loses alerts across SIGKILL through Faust/aiokafka offset defects that
+        # per-record commits mostly hide (README, Performance: never-committed partitions are
+        # not rewound after an assignment; commits past a record still in flight). A fix for
+        # them (0f49571, reverted) still lost some, so stay with per-record commits.
         broker_commit_every=1,
         broker_commit_interval=0.5,
         stream_wait_empty=False,
