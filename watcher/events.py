@@ -175,22 +175,7 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True, tag="decision", omit_d
     decided_at: datetime
 
 
-class RetryLater(msgspec.Struct, frozen=True, kw_only=True, tag="retry", omit_defaults=True):
-    """An alert some target has not accepted yet, to be tried again at ``due_at``.
-
-    On ``<topic_prefix>.retries`` (keyed, as the alert, by its key), so that a failing target
-    does not hold up the alerts queued behind it; ``attempts`` and ``started_at`` carry on
-    the alert's retry count and budget.
-    """
-
-    schema: int = SCHEMA_VERSION
-    alert: Alert
-    attempts: int
-    started_at: datetime
-    due_at: datetime
-
-
-AnyRecord = JobEvent | Alert | DeadLetter | TrackRequest | Decision | RetryLater
+AnyRecord = JobEvent | Alert | DeadLetter | TrackRequest | Decision
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(AnyRecord)

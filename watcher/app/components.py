@@ -82,11 +82,10 @@ class _MeteredNotifier:
         return f"Metered({self._inner!r})"
 
     async def deliver_with_retry(
-        self, alert: Alert, already_ok: Collection[str] = frozenset(), on_success: Callable[[str], None] | None = None,
-        **more: Any,
+        self, alert: Alert, already_ok: Collection[str] = frozenset(), on_success: Callable[[str], None] | None = None
     ) -> Any:
         started = time.monotonic()
-        outcome = await self._inner.deliver_with_retry(alert, already_ok=already_ok, on_success=on_success, **more)
+        outcome = await self._inner.deliver_with_retry(alert, already_ok=already_ok, on_success=on_success)
         self._metrics.delivered(outcome, time.monotonic() - started)
         return outcome
 

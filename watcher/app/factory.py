@@ -26,7 +26,7 @@ import tempfile
 import time
 import zlib
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -192,7 +192,6 @@ def build_app(
     events_topic = app.topic(f"{prefix}.events", partitions=n, **raw)
     alerts_topic = app.topic(f"{prefix}.alerts", partitions=n, **raw)
     dlq_topic = app.topic(f"{prefix}.dlq", partitions=n, **raw)
-    retries_topic = app.topic(f"{prefix}.retries", partitions=n, **raw)  # key: alert key, as alerts
     track_topic = app.topic(f"{prefix}.track", partitions=n, **raw)
 
     table_kw = dict(partitions=n, key_type=str, value_type=str)  # json-serialized strings both ways
@@ -213,7 +212,7 @@ def build_app(
     inhibitions_topic = app.topic(inhibition_feed.topic_name(config), partitions=n, **raw)  # read whole
 
     app.watcher_topics = {  # type: ignore[attr-defined]
-        **{t.get_topic_name(): n for t in (ticks, events_topic, alerts_topic, dlq_topic, track_topic, retries_topic)},
+        **{t.get_topic_name(): n for t in (ticks, events_topic, alerts_topic, dlq_topic, track_topic)},
         **{tb.changelog_topic.get_topic_name(): n for tb in (poll_targets, poll_jobs, delivered, blind_episodes)},
         **{t.get_topic_name(): n for t in (grouping_topic, decisions_topic, bursts_topic, shares_topic)},
         **{tb.changelog_topic.get_topic_name(): n for tb in (stuck_timers, groups, windows, shares)},
@@ -388,50 +387,22 @@ def build_app(
             finally:
                 inflight.discard(alert.key)
 
-    @app.agent(retries_topic, concurrency=4)
-    async def retry_later(stream: Any) -> None:
-        """Alerts a target has not accepted yet, each tried again when due (same partition as on alerts)."""
-        async for event in stream.events():
-            retry = decode_or_warn(event.value, "retry")
-            if not isinstance(retry, ev.RetryLater) or retry.alert.key in inflight:
-                continue
-            if (wait := (retry.due_at - datetime.now(UTC)).total_seconds()) > 0:
-                await asyncio.sleep(wait)
-            alert = retry.alert
-            inflight.add(alert.key)
-            try:
-                work = deliver_once(alert, event.message.partition, attempts=retry.attempts,
-                                    started=retry.started_at.timestamp())  # fmt: skip
-                await complete_within(work, shutdown_grace, f"alert {alert.key}")
-            finally:
-                inflight.discard(alert.key)
-
-    async def deliver_once(alert: ev.Alert, partition: int, attempts: int = 0, started: float | None = None) -> None:
-        """Deliver to each routed target once: per-target marks survive a crash mid-alert. Retries
-        that would hold the queue past ``inline_seconds`` go on the retries topic instead."""
+    async def deliver_once(alert: ev.Alert, partition: int) -> None:
+        """Deliver to each routed target once: per-target marks survive a crash mid-alert."""
         done_key = f"{alert.key}|*"
         mark = delivered.get(done_key)
         if mark == "1" or (mark is not None and not alert.replay):
             comps.stats.deduped += 1
             return
         prefix_ = f"{alert.key}|"
-        already = {t for t in comps.notifier.target_ids(alert) if delivered.get(prefix_ + t)}
+        already = {k[len(prefix_):] for k in comps.notifier.target_ids(alert) if delivered.get(prefix_ + k)}
 
         def mark(target_id: str) -> None:
             delivered.data[prefix_ + target_id] = "1"
             delivered.send_changelog(partition, prefix_ + target_id, "1")
 
-        started = time.time() if started is None else started
-        outcome = await comps.notifier.deliver_with_retry(
-            alert, already_ok=already, on_success=mark, attempts=attempts, started=started,
-            hold=config.notify.retry.inline_seconds,
-        )  # fmt: skip
-        if outcome.later is not None:
-            due = datetime.now(UTC) + timedelta(seconds=outcome.later)
-            later = ev.RetryLater(alert=alert, attempts=outcome.attempts, started_at=datetime.fromtimestamp(started, UTC),
-                                  due_at=due)  # fmt: skip
-            await retries_topic.send(key=alert.key.encode(), value=ev.encode(later))
-        elif outcome.delivered:
+        outcome = await comps.notifier.deliver_with_retry(alert, already_ok=already, on_success=mark)
+        if outcome.delivered:
             delivered.data[done_key] = "1"
             delivered.send_changelog(partition, done_key, "1")
             comps.stats.sent += 1
