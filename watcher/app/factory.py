@@ -38,7 +38,9 @@ from watcher.app import silences as silence_feed
 from watcher.app.outage import BrokerWatch, complete_within
 from watcher.app.reload import RuleReloader, refused_alert
 from watcher.app.stages import Stages, write_row
+from watcher.app.topics import read_from
 from watcher.config import Config
+from watcher.errors import BrokerError
 from watcher.poller.diff import JobState
 from watcher.poller.loop import Intervals, poll_target
 from watcher.poller.outbox import Outbox
@@ -69,6 +71,12 @@ def decode_or_warn(raw: bytes, what: str) -> ev.AnyRecord | None:
     except (msgspec.DecodeError, msgspec.ValidationError) as e:
         log.warning("ignored a malformed %s: %s", what, e)
         return None
+
+
+#: How often each worker re-reads its alerts partitions for undelivered alerts, and how old an
+#: alert must be before that re-read delivers it (younger ones are the notify agent's).
+RECONCILE_EVERY = 10.0
+RECONCILE_AFTER = 15.0
 
 
 def partition_for(target_id: str, partitions: int) -> int:
@@ -395,7 +403,7 @@ def build_app(
             comps.stats.deduped += 1
             return
         prefix_ = f"{alert.key}|"
-        already = {k[len(prefix_):] for k in comps.notifier.target_ids(alert) if delivered.get(prefix_ + k)}
+        already = {t for t in comps.notifier.target_ids(alert) if delivered.get(prefix_ + t)}
 
         def mark(target_id: str) -> None:
             delivered.data[prefix_ + target_id] = "1"
@@ -418,6 +426,44 @@ def build_app(
             comps.stats.dead += 1
             log.error("alert %s dead-lettered: %s", alert.key, outcome.reason)
         await app.producer.flush()  # shrink the window in which a crash could resend
+
+    # Across a crash Faust can leave an alert unread for good (README, Performance: partitions
+    # never committed are not rewound; commits past an alert still in flight). The delivered
+    # table is the truth, so each worker re-reads the alerts partitions it owns and delivers
+    # what has no mark. Younger alerts are left to the stream, and looked at next round.
+    reconciled: dict[int, int] = {}  # alerts partition -> the next offset to look at
+
+    @app.timer(RECONCILE_EVERY)
+    async def reconcile_alerts() -> None:
+        if getattr(app, "in_recovery", False):
+            return
+        name = alerts_topic.get_topic_name()
+        owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
+        for p in set(reconciled) - owned:  # moved to another worker: it looks from the start
+            del reconciled[p]
+        if broker_watch.away:
+            return
+        try:
+            records = await read_from(broker_url.split("://", 1)[-1], name, {p: reconciled.get(p, 0) for p in owned})
+        except (BrokerError, OSError, TimeoutError) as e:  # the broker away: the next round looks again
+            log.info("re-reading %s for undelivered alerts failed, trying again later: %s", name, e)
+            return
+        now, young = datetime.now(UTC), set()
+        for partition, offset, value in records:
+            record = decode_or_warn(value or b"", "alert")
+            alert = record if isinstance(record, ev.Alert) else None
+            if partition in young or (alert and (now - alert.fired_at).total_seconds() < RECONCILE_AFTER):
+                young.add(partition)
+                continue
+            reconciled[partition] = offset + 1
+            if alert is None or alert.replay or alert.key in inflight or delivered.get(f"{alert.key}|*") is not None:
+                continue
+            log.warning("alert %s is on %s but was never delivered: delivering it now", alert.key, name)
+            inflight.add(alert.key)
+            try:
+                await complete_within(deliver_once(alert, partition), shutdown_grace, f"alert {alert.key}")
+            finally:
+                inflight.discard(alert.key)
 
     app.watcher_started = time.time()  # type: ignore[attr-defined]
     return app

@@ -84,6 +84,39 @@ async def read_topic(
     return out
 
 
+async def read_from(
+    bootstrap: str, topic: str, starts: dict[int, int], idle: float = 0.5, deadline: float = 30.0
+) -> list[tuple[int, int, bytes | None]]:
+    """(partition, offset, value) of every record of ``topic``'s partitions in ``starts``, from
+    each start offset to the end offset found at the start, in offset order per partition."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.errors import KafkaError
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    out: list[tuple[int, int, bytes | None]] = []
+    try:
+        await consumer.start()
+        tps = [TopicPartition(topic, p) for p in sorted(starts)]
+        if not tps:
+            return out
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        todo = {tp for tp in tps if starts[tp.partition] < ends[tp]}
+        for tp in todo:
+            consumer.seek(tp, starts[tp.partition])
+        stop_at = time.monotonic() + deadline
+        while todo and time.monotonic() < stop_at:
+            for tp, msgs in (await consumer.getmany(*todo, timeout_ms=int(idle * 1000))).items():
+                out += [(tp.partition, m.offset, m.value) for m in msgs if m.offset < ends[tp]]
+                if msgs and msgs[-1].offset + 1 >= ends[tp]:
+                    todo.discard(tp)
+    except KafkaError as e:
+        raise BrokerError(f"cannot read {topic} from {bootstrap}: {e}") from e
+    finally:
+        await _stop(consumer)
+    return out
+
+
 async def partitions_of(bootstrap: str, topic: str) -> set[int]:
     """The partitions of ``topic`` (none if it does not exist), asked of the admin API: a fresh
     consumer knows no topic's partitions on Apache Kafka."""
