@@ -8,7 +8,7 @@ import pytest
 
 from tests.kafka.legs import LEGS, BrokerLeg, run_kafka, run_tansu
 
-BROKER_FIXTURES = {"broker", "tansu_broker", "kafka_broker"}
+BROKER_FIXTURES = {"broker", "tansu_broker", "kafka_broker", "own_kafka"}
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +20,12 @@ def tansu_broker() -> Iterator[BrokerLeg]:
 @pytest.fixture(scope="session")
 def kafka_broker() -> Iterator[BrokerLeg]:
     """A real single-node Apache Kafka (KRaft), one for the whole run; skipped (failed under CI) without Java/Maven."""
+    yield from run_kafka()
+
+
+@pytest.fixture
+def own_kafka() -> Iterator[BrokerLeg]:
+    """An Apache Kafka of one test's own, for tests that stop and restart it (same port, same data)."""
     yield from run_kafka()
 
 

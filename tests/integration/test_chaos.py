@@ -23,7 +23,7 @@ import contextlib
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ from tests.integration.test_delivery import (
     expected_alerts,
 )
 from tests.kafka.kafka import KafkaBroker
-from tests.kafka.legs import BrokerLeg, run_kafka
+from tests.kafka.legs import BrokerLeg
 from watcher.simulator.server import RunningSimulator
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker, pytest.mark.timeout(240)]
@@ -161,12 +161,6 @@ class Marks:
         if self._consumer:
             await self._consumer.stop()
         self._task = self._consumer = None
-
-
-@pytest.fixture
-def own_kafka() -> Iterator[BrokerLeg]:
-    """An Apache Kafka of this test's own: the test stops and restarts it (same port, same data)."""
-    yield from run_kafka()
 
 
 @pytest.fixture

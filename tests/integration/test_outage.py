@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +30,13 @@ from tests.integration.test_delivery import (
     scenario,
 )
 from tests.kafka.kafka import KafkaBroker
-from tests.kafka.legs import BrokerLeg, run_kafka
+from tests.kafka.legs import BrokerLeg
 from watcher.events import JobEvent
 
 pytestmark = [pytest.mark.timeout(150), pytest.mark.broker]
 
 OUTAGE = 20.0  # seconds the broker is away (the issue's 60 s proves no more than this)
 SINK_DELAY = 3.0  # seconds the slow sink takes to answer, so SIGTERM lands mid-delivery
-
-
-@pytest.fixture
-def own_kafka() -> Iterator[BrokerLeg]:
-    """An Apache Kafka of this test's own: the test stops and restarts it (same port, same data)."""
-    yield from run_kafka()
 
 
 @pytest.fixture
