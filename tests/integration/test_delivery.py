@@ -40,6 +40,7 @@ from tests.integration.harness import (
     write_config,
 )
 from tests.integration.topic import TopicCollector
+from tests.kafka.legs import kafka_only
 from watcher.events import DeadLetter, JobEvent
 from watcher.simulator import DEFAULT_PROJECTS
 from watcher.simulator.server import RunningSimulator, start_simulator
@@ -361,6 +362,7 @@ async def test_sigkill_mid_delivery_then_restart_delivers_each_alert_once(rig: R
     print(f"killed after {sum(delivered_before.values())} deliveries, {sink.dropped} requests cut off in flight")
 
 
+@kafka_only
 async def test_sink_answering_500_for_a_while_gets_each_alert_once(rig: Rig) -> None:
     running = await rig.simulator(scenario(desktops=(4, 2), fail=0.5, volumes=2), at_end=True)
     failures = 4
@@ -376,6 +378,7 @@ async def test_sink_answering_500_for_a_while_gets_each_alert_once(rig: Rig) -> 
     assert "dead-lettered" not in worker.output()
 
 
+@kafka_only
 async def test_an_alert_the_stream_never_reads_is_still_delivered_once(rig: Rig) -> None:
     """Across a crash Faust can leave an alert unread for good (its offset committed, or never
     rewound to). Made so here: an alert on the topic with the group's offset committed past it.
@@ -415,6 +418,53 @@ async def test_an_alert_the_stream_never_reads_is_still_delivered_once(rig: Rig)
     assert worker.output().count(f"alert {alert.key} is on {topic} but was never delivered") == 1
 
 
+@kafka_only
+async def test_a_dead_target_does_not_hold_up_the_alerts_behind_it(rig: Rig) -> None:
+    """Every alert goes to two targets; one is down. The healthy one gets every alert while the
+    dead one's retries go on off the delivery queue (the budget is far from spent); when it comes
+    back, it gets each alert once, and the healthy one nothing more."""
+    running = await rig.simulator(scenario(desktops=(6, 4), fail=0.6, volumes=2), at_end=True)
+    down, up = await rig.webhook(fail_always=True), await rig.webhook()
+    retry = "attempts = 40\nbase_delay = 1.0\nmax_delay = 2.0\nbudget_seconds = 120.0\ninline_seconds = 1.0"
+    cfg = rig.config(running, [(down.url("down"), ["webhook"]), (up.url("up"), ["webhook"])], retry=retry)
+    expected = expected_alerts(running, seen_at=-1.0)
+    assert len(expected) > 4  # more alerts than the notify agent delivers at once
+    worker = rig.worker(cfg, "worker")
+    # Before: each alert held its place in the queue for the whole 120 s budget, 4 at a time.
+    await wait_for(lambda: len(up.received) >= len(expected), 60, "every alert at the healthy target", worker)
+    assert down.received == [] and "dead-lettered" not in worker.output()
+    assert "off the queue" in worker.output()
+    down.fail_always = False
+    await wait_for(lambda: len(down.received) >= len(expected), 60, "every alert at the recovered target", worker)
+    await asyncio.sleep(3)
+    assert_exactly(at_webhook(up), expected)
+    assert_exactly(at_webhook(down), expected)
+
+
+@kafka_only
+async def test_alerts_retrying_off_the_queue_survive_a_sigkill(rig: Rig) -> None:
+    """The worker dies while the dead target's retries wait off the queue (nothing on Kafka says
+    they wait). Its successor finds them on the alerts topic, unmarked, and resumes them: the
+    recovered target gets each alert once, the healthy one nothing more."""
+    running = await rig.simulator(scenario(desktops=(4, 2), fail=0.5, volumes=2), at_end=True)
+    down, up = await rig.webhook(fail_always=True), await rig.webhook()
+    retry = "attempts = 40\nbase_delay = 1.0\nmax_delay = 2.0\nbudget_seconds = 120.0\ninline_seconds = 1.0"
+    cfg = rig.config(running, [(down.url("down"), ["webhook"]), (up.url("up"), ["webhook"])], retry=retry,
+                     session_timeout="6s")  # fmt: skip
+    expected = expected_alerts(running, seen_at=-1.0)
+    first = rig.worker(cfg, "worker1")
+    await wait_for(lambda: len(up.received) >= len(expected), 60, "every alert at the healthy target", first)
+    await wait_for(lambda: first.output().count("off the queue") >= len(expected), 30, "every alert off the queue", first)
+    first.kill()
+    down.fail_always = False
+    second = rig.worker(cfg, "worker2")
+    await wait_for(lambda: len(down.received) >= len(expected), 90, "every alert at the recovered target", second)
+    await asyncio.sleep(3)
+    assert_exactly(at_webhook(up), expected)
+    assert_exactly(at_webhook(down), expected)  # whether its stream or its re-read found them
+
+
+@kafka_only
 async def test_sink_that_never_recovers_parks_alerts_on_the_dlq(rig: Rig) -> None:
     running = await rig.simulator(scenario(desktops=(4, 2), fail=0.5, volumes=2), at_end=True)
     sink = await rig.webhook(fail_always=True)

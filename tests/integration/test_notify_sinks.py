@@ -267,6 +267,28 @@ async def test_retry_resends_only_the_failed_target(sinks, k: int) -> None:
     assert marks == [steady_id, flaky_id] and out.sent == (steady_id, flaky_id)
 
 
+async def test_a_wait_past_hold_returns_at_once_and_a_later_call_carries_on_the_count(sinks) -> None:
+    flaky, steady = await sinks(fail_next=2), await sinks()
+    budget = RetryBudget(attempts=4, base_delay=0.2, max_delay=0.2, budget_seconds=30.0)
+    n = notifier((flaky.url("flaky"), ("ops",)), (steady.url("steady"), ("ops",)), retry=budget)
+    flaky_id, steady_id = (t.id for t in n.targets)
+    marks: list[str] = []
+    first = await n.deliver_with_retry(make_alert(), on_success=marks.append, hold=0.05)
+    assert (first.delivered, first.reason, first.attempts, first.failed_targets) == (False, "retrying", 1, (flaky_id,))
+    assert first.later is not None and 0.1 <= first.later <= 0.2  # equal jitter: half the step at least
+    assert marks == [steady_id] and (flaky.attempts, steady.attempts) == (1, 1)
+    started = time.time() - 1
+    second = await n.deliver_with_retry(make_alert(), already_ok=set(marks), on_success=marks.append,
+                                        attempts=first.attempts, started=started, hold=0.05)
+    assert (second.delivered, second.attempts, second.later is not None) == (False, 2, True)
+    third = await n.deliver_with_retry(make_alert(), already_ok=set(marks), on_success=marks.append,
+                                       attempts=second.attempts, started=started)
+    assert (third.delivered, third.attempts, third.later) == (True, 3, None)
+    assert marks == [steady_id, flaky_id] and (flaky.attempts, len(flaky.received), steady.attempts) == (3, 1, 1)
+    spent = await n.deliver_with_retry(make_alert(), attempts=1, started=time.time() - 29.9, hold=0.05)
+    assert spent.delivered  # both accept now; a spent budget only stops retries, never a first send
+
+
 async def test_already_delivered_targets_are_not_sent_again(sinks) -> None:
     a, b = await sinks(), await sinks()
     n = notifier((a.url(), ("ops",)), (b.url(), ("ops",)))

@@ -82,10 +82,11 @@ class _MeteredNotifier:
         return f"Metered({self._inner!r})"
 
     async def deliver_with_retry(
-        self, alert: Alert, already_ok: Collection[str] = frozenset(), on_success: Callable[[str], None] | None = None
+        self, alert: Alert, already_ok: Collection[str] = frozenset(), on_success: Callable[[str], None] | None = None,
+        **more: Any,
     ) -> Any:
         started = time.monotonic()
-        outcome = await self._inner.deliver_with_retry(alert, already_ok=already_ok, on_success=on_success)
+        outcome = await self._inner.deliver_with_retry(alert, already_ok=already_ok, on_success=on_success, **more)
         self._metrics.delivered(outcome, time.monotonic() - started)
         return outcome
 

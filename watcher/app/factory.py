@@ -41,6 +41,7 @@ from watcher.app.stages import Stages, write_row
 from watcher.app.topics import read_from
 from watcher.config import Config
 from watcher.errors import BrokerError
+from watcher.notify.retry import DeliveryOutcome
 from watcher.poller.diff import JobState
 from watcher.poller.loop import Intervals, poll_target
 from watcher.poller.outbox import Outbox
@@ -383,25 +384,45 @@ def build_app(
     async def stage_timers() -> None:
         await stages.tick()
 
+    # A target that stays down must not hold up the alerts behind it: an alert whose retries
+    # would keep its notify slot waiting past [notify.retry] inline_seconds goes on retrying in
+    # a task of its own. Nothing durable is needed for that: until it is marked delivered or dead,
+    # the alert on the topic is the truth, and the re-read below finds it after a crash.
+    parked: dict[str, asyncio.Task[None]] = {}  # alert key -> its retries, off the notify queue
+    reconciled: dict[int, int] = {}  # alerts partition -> where the re-read (below) looks next
+
     @app.agent(alerts_topic, concurrency=4)
     async def notify(stream: Any) -> None:
         async for event in stream.events():
             alert = decode_or_warn(event.value, "alert")
             if not isinstance(alert, ev.Alert) or alert.key in inflight:
                 continue
-            inflight.add(alert.key)
-            try:  # a stopping worker lets it finish (and be marked): its successor must not resend it
-                await complete_within(deliver_once(alert, event.message.partition), shutdown_grace, f"alert {alert.key}")
-            finally:
+            await deliver_held(alert, event.message.partition, event.message.offset)
+
+    async def deliver_held(alert: ev.Alert, partition: int, offset: int) -> None:
+        """``deliver_once`` with the alert's key held: no other path delivers it meanwhile."""
+        inflight.add(alert.key)
+        try:  # a stopping worker lets it finish (and be marked): its successor must not resend it
+            await complete_within(deliver_once(alert, partition, offset), shutdown_grace, f"alert {alert.key}")
+        finally:
+            if alert.key not in parked:
                 inflight.discard(alert.key)
 
-    async def deliver_once(alert: ev.Alert, partition: int) -> None:
+    async def deliver_once(alert: ev.Alert, partition: int, offset: int) -> None:
         """Deliver to each routed target once: per-target marks survive a crash mid-alert."""
-        done_key = f"{alert.key}|*"
-        mark = delivered.get(done_key)
+        mark = delivered.get(f"{alert.key}|*")
         if mark == "1" or (mark is not None and not alert.replay):
             comps.stats.deduped += 1
             return
+        started = time.time()
+        outcome = await attempt(alert, partition, 0, started)
+        if outcome.later is None:
+            await settle(alert, partition, outcome)
+        else:
+            parked[alert.key] = asyncio.ensure_future(retry_off_queue(alert, partition, offset, outcome, started))
+
+    async def attempt(alert: ev.Alert, partition: int, attempts: int, started: float) -> DeliveryOutcome:
+        """Send to the routed targets that have no mark yet, retrying for up to ``inline_seconds``."""
         prefix_ = f"{alert.key}|"
         already = {t for t in comps.notifier.target_ids(alert) if delivered.get(prefix_ + t)}
 
@@ -409,7 +430,48 @@ def build_app(
             delivered.data[prefix_ + target_id] = "1"
             delivered.send_changelog(partition, prefix_ + target_id, "1")
 
-        outcome = await comps.notifier.deliver_with_retry(alert, already_ok=already, on_success=mark)
+        return await comps.notifier.deliver_with_retry(  # type: ignore[no-any-return]
+            alert, already_ok=already, on_success=mark, attempts=attempts, started=started,
+            hold=config.notify.retry.inline_seconds,
+        )  # fmt: skip
+
+    async def retry_off_queue(alert: ev.Alert, partition: int, offset: int, outcome: DeliveryOutcome,
+                              started: float) -> None:  # fmt: skip
+        """The rest of an alert's retries, each round when due, while this worker owns its partition."""
+        try:
+            while outcome.later is not None:
+                await asyncio.sleep(outcome.later)
+                if not owns_alerts_partition(partition):  # its new owner's re-read takes it over
+                    log.info("alert %s: partition %d moved, leaving its retries to its new owner", alert.key, partition)
+                    if partition in reconciled:
+                        reconciled[partition] = min(reconciled[partition], offset)
+                    return
+                work = attempt(alert, partition, outcome.attempts, started)
+                outcome = await complete_within(work, shutdown_grace, f"alert {alert.key}")
+            await settle(alert, partition, outcome)
+        except Exception:  # never lose it silently: the re-read finds it again
+            log.exception("retrying alert %s crashed; the re-read of %s takes it up", alert.key, alerts_topic.get_topic_name())
+            if partition in reconciled:
+                reconciled[partition] = min(reconciled[partition], offset)
+        finally:
+            parked.pop(alert.key, None)
+            inflight.discard(alert.key)
+
+    @app.on_before_shutdown.connect
+    async def stop_parked_retries(_: Any, **__: Any) -> None:
+        """Stopping: a retry round under way gets ``shutdown_grace``; the alerts stay unmarked for a successor."""
+        tasks = list(parked.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def owns_alerts_partition(partition: int) -> bool:
+        name = alerts_topic.get_topic_name()
+        return any(tp.topic == name and tp.partition == partition for tp in app.assignor.assigned_actives())
+
+    async def settle(alert: ev.Alert, partition: int, outcome: DeliveryOutcome) -> None:
+        """Mark the alert delivered, or dead-letter it: either way no worker sends it again."""
+        done_key = f"{alert.key}|*"
         if outcome.delivered:
             delivered.data[done_key] = "1"
             delivered.send_changelog(partition, done_key, "1")
@@ -431,7 +493,6 @@ def build_app(
     # never committed are not rewound; commits past an alert still in flight). The delivered
     # table is the truth, so each worker re-reads the alerts partitions it owns and delivers
     # what has no mark. Younger alerts are left to the stream, and looked at next round.
-    reconciled: dict[int, int] = {}  # alerts partition -> the next offset to look at
 
     @app.timer(RECONCILE_EVERY)
     async def reconcile_alerts() -> None:
@@ -459,11 +520,7 @@ def build_app(
             if alert is None or alert.replay or alert.key in inflight or delivered.get(f"{alert.key}|*") is not None:
                 continue
             log.warning("alert %s is on %s but was never delivered: delivering it now", alert.key, name)
-            inflight.add(alert.key)
-            try:
-                await complete_within(deliver_once(alert, partition), shutdown_grace, f"alert {alert.key}")
-            finally:
-                inflight.discard(alert.key)
+            await deliver_held(alert, partition, offset)
 
     app.watcher_started = time.time()  # type: ignore[attr-defined]
     return app

@@ -171,7 +171,8 @@ class Metrics:
 
     def delivered(self, outcome: Any, seconds: float) -> None:
         """One ``deliver_with_retry`` outcome: its per-target results and its duration."""
-        self.delivery_seconds.labels("delivered" if outcome.delivered else "failed").observe(seconds)
+        label = "delivered" if outcome.delivered else ("retrying" if getattr(outcome, "later", None) else "failed")
+        self.delivery_seconds.labels(label).observe(seconds)
         for result in getattr(outcome, "results", ()) or ():
             self.notifications.labels(result.target, "ok" if result.ok else result.reason).inc()
 

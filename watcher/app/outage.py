@@ -15,8 +15,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
+T = TypeVar("T")
 log = logging.getLogger("watcher.app")
 
 PROBE_TIMEOUT = 1.0
@@ -64,12 +65,12 @@ class BrokerWatch:
         return self.away
 
 
-async def complete_within(work: Coroutine[Any, Any, None], grace: float, what: str) -> None:
-    """Await ``work``; if the caller is cancelled meanwhile (a stopping worker), let it finish first,
-    for up to ``grace`` more seconds, then pass the cancellation on."""
+async def complete_within(work: Coroutine[Any, Any, T], grace: float, what: str) -> T:
+    """Await ``work`` and return its result; if the caller is cancelled meanwhile (a stopping
+    worker), let it finish first, for up to ``grace`` more seconds, then pass the cancellation on."""
     task = asyncio.ensure_future(work)
     try:
-        await asyncio.shield(task)
+        return await asyncio.shield(task)
     except asyncio.CancelledError:
         if not task.done():
             log.info("stopping: finishing %s first (up to %.0fs)", what, grace)

@@ -56,6 +56,10 @@ class RetryBudget(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     base_delay: _NonNegative = 1.0
     max_delay: _NonNegative = 60.0
     budget_seconds: _Positive = 300.0
+    # A worker waits this long at most between retries of one alert before it moves on to the
+    # next alert and lets that one retry on its own: a dead target must not hold
+    # up the alerts behind it.
+    inline_seconds: _NonNegative = 5.0
 
 
 class NotifyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -197,12 +197,20 @@ class Notifier:
         alert: Alert,
         already_ok: Collection[str] = frozenset(),
         on_success: Callable[[str], None] | None = None,
+        *,
+        attempts: int = 0,
+        started: float | None = None,
+        hold: float | None = None,
     ) -> DeliveryOutcome:
         """Deliver ``alert`` to every routed target not in ``already_ok``, retrying only failures.
 
         Retries stop when every target accepted, a target fails for a non-retryable reason,
         ``retry.attempts`` sends were made, or the next wait would overrun ``budget_seconds``.
         ``on_success(target_id)`` is called as each target accepts, so a caller can persist it.
+        ``attempts`` and ``started`` (Unix time) continue an earlier call's count and budget.
+        ``hold``: the seconds this call may spend waiting; when the next wait would pass it and
+        retries are left, it returns at once with ``later`` (that wait) set, so that a caller
+        with a queue behind it can schedule the rest instead of blocking the queue.
         """
         budget = self.config.retry
         routed = self.route(alert)
@@ -215,11 +223,11 @@ class Notifier:
         pending = [t for t in routed if t.id not in already_ok]
         last: dict[str, TargetResult] = {}
         sent: list[str] = []
-        attempts = 0
-        started = time.monotonic()
+        started = time.time() if started is None else started
+        waited = 0.0
         while pending:
             attempts += 1
-            remaining = budget.budget_seconds - (time.monotonic() - started)
+            remaining = budget.budget_seconds - (time.time() - started)
             results = await self.send(pending, title, "", notify_type, timeout=max(remaining, 0.001), bodies=bodies)
             retry: list[Target] = []
             for target, result in zip(pending, results, strict=True):
@@ -234,10 +242,17 @@ class Notifier:
             if not pending or attempts >= budget.attempts:
                 break
             delay = backoff_delay(attempts, budget)
-            if time.monotonic() - started + delay >= budget.budget_seconds:
+            if time.time() - started + delay >= budget.budget_seconds:
                 break
+            if hold is not None and waited + delay > hold:
+                log.info("retrying %d target(s) of alert %s in %.2fs, off the queue", len(pending), alert.key, delay)
+                return DeliveryOutcome(
+                    delivered=False, reason="retrying", attempts=attempts, later=delay,
+                    failed_targets=tuple(t.id for t in pending), sent=tuple(sent), results=tuple(last.values()),
+                )  # fmt: skip
             log.info("retrying %d target(s) of alert %s in %.2fs", len(pending), alert.key, delay)
             await asyncio.sleep(delay)
+            waited += delay
         failed = [r for r in last.values() if not r.ok]
         if not failed:
             return DeliveryOutcome(delivered=True, reason="delivered", attempts=attempts, sent=tuple(sent),

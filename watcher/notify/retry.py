@@ -68,7 +68,7 @@ class DeliveryResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class DeliveryOutcome(msgspec.Struct, frozen=True, kw_only=True):
-    """The end of :meth:`Notifier.deliver_with_retry`: delivered, or dead and why.
+    """The end of :meth:`Notifier.deliver_with_retry`: delivered, dead and why, or to retry ``later``.
 
     ``reason`` is a metric label (``delivered``, ``no_route`` or a :func:`classify` reason
     of the first target that failed); ``failed_targets`` are masked target ids.
@@ -80,6 +80,7 @@ class DeliveryOutcome(msgspec.Struct, frozen=True, kw_only=True):
     failed_targets: tuple[str, ...] = ()
     sent: tuple[str, ...] = ()  # targets that accepted during this call
     results: tuple[TargetResult, ...] = ()  # the last result of every target tried
+    later: float | None = None  # not done: retry in this many seconds (``deliver_with_retry(hold=…)``)
 
     @property
     def dead(self) -> bool:
