@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.harness import ROOT, WatchSpec, Worker, unique_prefix, wait_for, write_config
+from tests.kafka.legs import kafka_only
 from watcher.app.dlq import read_dead
 from watcher.simulator.server import small_scenario_path, start_simulator
 from watcher.simulator.settings import Settings
@@ -29,6 +30,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "watcher.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=90)
 
 
+@kafka_only
 async def test_dead_letters_list_and_replay_exactly_once(broker, tmp_path: Path):
     running = await start_simulator(scenario=small_scenario_path(), settings=Settings(speed=0))
     sink = await WebhookSink(fail_always=True).start()

@@ -18,6 +18,7 @@ import pytest
 
 from tests.integration.harness import ROOT, WatchSpec, Worker, unique_prefix, wait_for, write_config
 from tests.integration.topic import TopicCollector
+from tests.kafka.legs import kafka_only
 from watcher.events import Decision
 from watcher.simulator import DEFAULT_PROJECTS
 from watcher.simulator.server import RunningSimulator, start_simulator
@@ -110,6 +111,7 @@ rules:
 """
 
 
+@kafka_only
 async def test_a_failing_batch_becomes_one_grouped_message(rig: Rig) -> None:
     """30 desktops, ~40% failing, seen at once on several partitions: one message, exact counts."""
     running, sink, cfg = await rig.start(desktops_scenario(30, fail=0.4), GROUPED_RULES)
@@ -146,6 +148,7 @@ rules:
 """
 
 
+@kafka_only
 async def test_a_cli_silence_mutes_alerts_and_records_them(rig: Rig) -> None:
     running, sink, cfg = await rig.start(desktops_scenario(6, fail=0.5), SILENCED_RULES)
     out = watcher_cli("silence", "add", "--match", f'project_id == "{P1}" && job_type == "createDesktops"',
@@ -207,6 +210,7 @@ rules:
 """
 
 
+@kafka_only
 async def test_failures_across_partitions_make_one_burst_alert(rig: Rig) -> None:
     """8 failed desktops land on several partitions; the burst counts them in one window: one alert."""
     running, sink, cfg = await rig.start(desktops_scenario(8, fail=1.0), BURST_RULES)
@@ -239,6 +243,7 @@ rules:
 """
 
 
+@kafka_only
 async def test_share_and_burst_alerts_inhibit_the_per_desktop_alerts_they_cover(rig: Rig) -> None:
     """20 desktops of one job, 8 failing: one share alert, one burst alert; the grouped per-desktop
     alerts are recorded as inhibited at their flush, and none of them is sent."""

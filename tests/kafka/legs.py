@@ -19,6 +19,11 @@ from watcher.app.broker import FAUST_SETTINGS_FOR_TANSU, EmbeddedBroker
 
 LEGS = ("tansu", "kafka")
 
+# For integration tests whose logic does not depend on the broker (rule stages, retries, the
+# dead-letter topic): one leg, Apache Kafka, keeps the suite short. What differs by broker
+# (restarts, rebalances, table recovery, the demo's Tansu) keeps both legs.
+kafka_only = pytest.mark.parametrize("broker", ["kafka"], indirect=True)
+
 
 @dataclass(frozen=True)
 class BrokerLeg:
