@@ -78,6 +78,8 @@ def decode_or_warn(raw: bytes, what: str) -> ev.AnyRecord | None:
 #: alert must be before that re-read delivers it (younger ones are the notify agent's).
 RECONCILE_EVERY = 10.0
 RECONCILE_AFTER = 15.0
+#: The rules agent's batches: at most this many events, waiting at most this long to fill.
+EVALUATE_BATCH, EVALUATE_WITHIN = 500, 0.05
 
 
 def partition_for(target_id: str, partitions: int) -> int:
@@ -353,10 +355,14 @@ def build_app(
     async def evaluate(stream: Any) -> None:
         await silences.ready.wait()  # no alert before every silence and inhibition is known
         await inhibitions.ready.wait()
-        async for event in stream.events():
-            record = decode_or_warn(event.value, "event")
-            if isinstance(record, ev.JobEvent):
-                await stages.on_event(record, event.message.partition)
+        # In batches: Faust acks a batch's events once the loop asks for the next batch, so each
+        # is handled before its offset can be committed (at-least-once), and one commit covers
+        # the batch instead of one commit round trip per event (~7x the events/s: make bench).
+        async for batch in stream.take_events(EVALUATE_BATCH, within=EVALUATE_WITHIN):
+            for event in batch:
+                record = decode_or_warn(event.value, "event")
+                if isinstance(record, ev.JobEvent):
+                    await stages.on_event(record, event.message.partition)
 
     @app.agent(grouping_topic)
     async def group(stream: Any) -> None:
