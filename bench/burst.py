@@ -85,8 +85,8 @@ async def run(ctx: Any) -> Section:
     section.notes += [
         f"Events: {changes:,} published in {published:.1f} s ({changes / max(1e-9, published):,.0f}/s) by one worker "
         "(each event and each poll-state write is one produce request on Tansu: producer_max_batch_size = 1).",
-        "Alerts arrive at the pace the rules agent works through the events (one commit per event), not at the "
-        "notifier's pace. The rule has no group_by: with one (`group_by: [project_id, parent_job_id]`) a batch "
+        "Alerts follow the events closely (the rules agent reads in batches): the pace is set by publishing, "
+        "one produce request per event and per poll-state write on Tansu. The rule has no group_by: with one (`group_by: [project_id, parent_job_id]`) a batch "
         "that fails becomes one message per parent job.",
     ]
     return section
