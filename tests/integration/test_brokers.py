@@ -320,3 +320,33 @@ async def test_kafka_restart_keeps_data(kafka_broker: BrokerLeg) -> None:
     await asyncio.to_thread(server.restart)
     got = await consume(kafka_broker.bootstrap, topic, 3)
     assert [r.value for r in got] == [b"v0", b"v1", b"v2"]
+
+
+@pytest.mark.parametrize("broker", ["kafka"], indirect=True)  # Tansu has no DeleteRecords
+async def test_topic_reads_start_at_the_first_kept_record_when_retention_removed_older_ones(broker: BrokerLeg) -> None:
+    """The alerts re-read starts from offset 0 after a restart; on a topic whose retention removed
+    older records that offset is gone. The read starts at the first kept record (before, the
+    consumer reset to the end: nothing read, and the read waited out its whole deadline)."""
+    from aiokafka.admin import RecordsToDelete
+
+    from watcher.app.topics import ensure_topics, read_from, read_topic
+
+    topic = f"retained-{uuid.uuid4().hex[:8]}"
+    await ensure_topics(broker.bootstrap, {topic: 1})
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+    await producer.start()
+    try:
+        for value in (b"a", b"b", b"c"):
+            await producer.send_and_wait(topic, value, key=value, partition=0)
+    finally:
+        await producer.stop()
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    await admin.start()
+    try:  # what retention does to old segments
+        await admin.delete_records({TopicPartition(topic, 0): RecordsToDelete(before_offset=2)})
+    finally:
+        await admin.close()
+    started = time.monotonic()
+    assert await read_from(broker.bootstrap, topic, {0: 0}, deadline=20.0) == [(0, 2, b"c")]
+    assert await read_topic(broker.bootstrap, topic, lambda k, v: (k, v), deadline=20.0) == [(b"c", b"c")]
+    assert time.monotonic() - started < 10.0  # not a deadline waited out

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from watcher.errors import BrokerError
 
@@ -53,35 +53,9 @@ async def read_topic(
 ) -> list[T]:
     """``decode(key, value)`` of every record on ``topic`` (None: skipped), partition by partition
     in offset order; reads to the end offsets it found at the start, then stops."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.errors import KafkaError
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    out: list[T] = []
-    try:
-        parts = await partitions_of(bootstrap, topic)
-        await consumer.start()
-        if not parts:
-            return out
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        stop_at = time.monotonic() + deadline
-        while time.monotonic() < stop_at:
-            positions = [await consumer.position(tp) for tp in tps]
-            if all(pos >= ends[tp] for pos, tp in zip(positions, tps, strict=True)):
-                break
-            batch = await consumer.getmany(timeout_ms=int(idle * 1000))
-            for msgs in batch.values():
-                for m in msgs:
-                    if (item := decode(m.key, m.value)) is not None:
-                        out.append(item)
-    except KafkaError as e:
-        raise BrokerError(f"cannot read {topic} from {bootstrap}: {e}") from e
-    finally:
-        await _stop(consumer)
-    return out
+    parts = await partitions_of(bootstrap, topic)
+    records = await _read(bootstrap, topic, dict.fromkeys(parts, 0), idle, deadline)
+    return [item for m in records if (item := decode(m.key, m.value)) is not None]
 
 
 async def read_from(
@@ -89,27 +63,35 @@ async def read_from(
 ) -> list[tuple[int, int, bytes | None]]:
     """(partition, offset, value) of every record of ``topic``'s partitions in ``starts``, from
     each start offset to the end offset found at the start, in offset order per partition."""
+    return [(m.partition, m.offset, m.value) for m in await _read(bootstrap, topic, starts, idle, deadline)]
+
+
+async def _read(bootstrap: str, topic: str, starts: dict[int, int], idle: float, deadline: float) -> list[Any]:
+    """The records of the partitions in ``starts``, each from its start offset (or the first one
+    the broker still keeps, when retention removed older ones) to the end offset found at the start."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.errors import KafkaError
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    out: list[tuple[int, int, bytes | None]] = []
+    # "earliest": an offset no longer on the broker resets to the first kept one, not to the end.
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                                auto_offset_reset="earliest")  # fmt: skip
+    out: list[Any] = []
     try:
         await consumer.start()
         tps = [TopicPartition(topic, p) for p in sorted(starts)]
         if not tps:
             return out
         consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        todo = {tp for tp in tps if starts[tp.partition] < ends[tp]}
-        for tp in todo:
-            consumer.seek(tp, starts[tp.partition])
+        firsts, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+        for tp in tps:
+            consumer.seek(tp, max(starts[tp.partition], firsts[tp]))
         stop_at = time.monotonic() + deadline
-        while todo and time.monotonic() < stop_at:
-            for tp, msgs in (await consumer.getmany(*todo, timeout_ms=int(idle * 1000))).items():
-                out += [(tp.partition, m.offset, m.value) for m in msgs if m.offset < ends[tp]]
-                if msgs and msgs[-1].offset + 1 >= ends[tp]:
-                    todo.discard(tp)
+        while time.monotonic() < stop_at:
+            positions = [await consumer.position(tp) for tp in tps]
+            if all(pos >= ends[tp] for pos, tp in zip(positions, tps, strict=True)):
+                break
+            for tp, msgs in (await consumer.getmany(timeout_ms=int(idle * 1000))).items():
+                out += [m for m in msgs if m.offset < ends[tp]]
     except KafkaError as e:
         raise BrokerError(f"cannot read {topic} from {bootstrap}: {e}") from e
     finally:
