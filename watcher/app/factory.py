@@ -162,9 +162,9 @@ def faust_settings(config: Config, broker_url: str, embedded: bool) -> dict[str,
         topic_replication_factor=1,
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
-        # A commit per record costs ~40% of the rules path (make bench), but committing on an
-        # interval loses alerts across SIGKILL through Faust/aiokafka offset defects that
-        # per-record commits mostly hide (README, Performance: never-committed partitions are
+        # A commit per acked record (the rules agent acks a batch at once: one commit per batch
+        # there). Committing on an interval loses alerts across SIGKILL through Faust/aiokafka
+        # offset defects that per-record commits mostly hide (README, Performance: never-committed partitions are
         # not rewound after an assignment; commits past a record still in flight). A fix for
         # them (0f49571, reverted) still lost some, so stay with per-record commits.
         broker_commit_every=1,
@@ -447,18 +447,16 @@ def build_app(
         try:
             while outcome.later is not None:
                 await asyncio.sleep(outcome.later)
-                if not owns_alerts_partition(partition):  # its new owner's re-read takes it over
+                if partition not in owned_alerts_partitions():  # its new owner's re-read takes it over
                     log.info("alert %s: partition %d moved, leaving its retries to its new owner", alert.key, partition)
-                    if partition in reconciled:
-                        reconciled[partition] = min(reconciled[partition], offset)
+                    rewind_reread(partition, offset)
                     return
                 work = attempt(alert, partition, outcome.attempts, started)
                 outcome = await complete_within(work, shutdown_grace, f"alert {alert.key}")
             await settle(alert, partition, outcome)
         except Exception:  # never lose it silently: the re-read finds it again
             log.exception("retrying alert %s crashed; the re-read of %s takes it up", alert.key, alerts_topic.get_topic_name())
-            if partition in reconciled:
-                reconciled[partition] = min(reconciled[partition], offset)
+            rewind_reread(partition, offset)
         finally:
             parked.pop(alert.key, None)
             inflight.discard(alert.key)
@@ -471,9 +469,14 @@ def build_app(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def owns_alerts_partition(partition: int) -> bool:
+    def owned_alerts_partitions() -> set[int]:
         name = alerts_topic.get_topic_name()
-        return any(tp.topic == name and tp.partition == partition for tp in app.assignor.assigned_actives())
+        return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
+
+    def rewind_reread(partition: int, offset: int) -> None:
+        """An alert left undelivered here: the re-read of its partition looks at it again."""
+        if partition in reconciled:
+            reconciled[partition] = min(reconciled[partition], offset)
 
     async def settle(alert: ev.Alert, partition: int, outcome: DeliveryOutcome) -> None:
         """Mark the alert delivered, or dead-letter it: either way no worker sends it again."""
@@ -505,7 +508,7 @@ def build_app(
         if getattr(app, "in_recovery", False):
             return
         name = alerts_topic.get_topic_name()
-        owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == name}
+        owned = owned_alerts_partitions()
         for p in set(reconciled) - owned:  # moved to another worker: it looks from the start
             del reconciled[p]
         if broker_watch.away:
