@@ -59,6 +59,9 @@ class Observation(msgspec.Struct, frozen=True, kw_only=True):
     message: str | None = None
     entities: Entities = Entities()
     counts: TaskCounts | None = None
+    #: The API documents ``status`` as final: the job changes no more and is no longer polled.
+    #: Anything else (ABNORMAL, ROLLBACK, ABORTING, an unknown word) keeps it on the fast schedule.
+    final: bool = False
 
 
 class FetchResult(msgspec.Struct, kw_only=True):
