@@ -49,6 +49,9 @@ class PollConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     # List sources poll only open jobs and re-list everything at least this often: it bounds
     # how late a job that starts and ends between two polls (refused at once) is seen.
     sweep: str = "60s"
+    # Ended jobs leave the poll state this long after they ended; history older than this is
+    # not news (a first start does not page for last week's failures).
+    retention: str = "6h"
 
 
 ApiVersion = Literal["v1", "v2"]  # appjob: "v1" is the deprecated integer-status API
@@ -145,7 +148,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 _DURATION_KEYS = {
     "broker": ("session_timeout",),
     "cloud": ("connect_timeout", "read_timeout", "retry_budget"),
-    "poll": ("fast", "idle", "tick", "sweep"),
+    "poll": ("fast", "idle", "tick", "sweep", "retention"),
     "health": ("blind_after", "check_interval", "heartbeat_interval"),
     "app": ("shutdown_grace",),
 }

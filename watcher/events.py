@@ -164,8 +164,16 @@ class Alert(msgspec.Struct, frozen=True, kw_only=True, tag="alert", omit_default
     default_body: bool = False  # the body is the default one: each channel kind may lay it out its way
     #: The incident this alert opens or updates (:func:`incident_id`); "" in alerts written before it.
     incident: str = ""
+    #: What that incident is about (see :data:`IncidentKind`).
+    incident_kind: str = "job"
     #: The n-th deliberate repeat of a still-firing condition (a stuck reminder); 0: not a repeat.
     repeat: int = 0
+    #: A grouped message: the events of the alerts it stands for (at most :data:`MAX_MEMBERS`).
+    members: tuple[JobEvent, ...] = ()
+
+
+#: Events a grouped alert carries at most (the count says how many it stands for).
+MAX_MEMBERS = 200
 
 
 def alert_key(rule: str, event: JobEvent, kind: str = "firing") -> str:
@@ -264,15 +272,26 @@ class Notification(msgspec.Struct, frozen=True, kw_only=True, tag="notification"
     replay: bool = False  # re-delivery from the dead-letter topic: a "dead" mark does not stop it
 
 
+
+
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True, tag="dead", omit_defaults=True):
-    """An alert that could not be delivered within the retry budget, and why."""
+    """A notification that could not be delivered within the retry budget, and why."""
 
     schema: int = SCHEMA_VERSION
-    alert: Alert
+    notification: Notification
     reason: str
     attempts: int
     failed_targets: tuple[str, ...] = ()
     failed_at: datetime
+
+    @property
+    def key(self) -> str:
+        return self.notification.key
+
+    @property
+    def alert(self) -> Alert | None:
+        """The alert behind the notification (what it said)."""
+        return self.notification.alert or self.notification.incident.last_alert
 
 
 class TrackRequest(msgspec.Struct, frozen=True, kw_only=True, tag="track", omit_defaults=True):

@@ -1,4 +1,4 @@
-"""`watcher run --config CONFIG` that also appends a JSON line per delivered alert to REPORT.
+"""`watcher run --config CONFIG` that also appends a JSON line per delivered notification to REPORT.
 
     python -m tests.integration.reporting_worker CONFIG REPORT
 
@@ -17,14 +17,16 @@ from typing import Any
 from watcher.app.runner import run_worker
 from watcher.cli import setup_logging
 from watcher.config import load_config
-from watcher.events import Alert
+from watcher.events import Notification
 
 
 def main(config_path: str, report: str) -> int:
     setup_logging("INFO")
 
-    def record(alert: Alert) -> None:
-        line = json.dumps({"pid": os.getpid(), "key": alert.key, "job_id": alert.event.job_id})
+    def record(note: Notification) -> None:
+        alert = note.alert or note.incident.last_alert
+        job_id = alert.event.job_id if alert is not None else ""
+        line = json.dumps({"pid": os.getpid(), "key": note.key, "job_id": job_id, "kind": note.kind})
         with open(report, "a", encoding="utf-8") as f:
             f.write(line + "\n")
 

@@ -18,7 +18,6 @@ from watcher.events import JobEvent
 from watcher.poller.diff import JobState
 from watcher.poller.loop import MemoryStore
 from watcher.poller.outbox import Outbox
-from watcher.poller.schedule import TargetState
 
 T = "workspace/cn-north-4/p1"
 
@@ -42,7 +41,7 @@ class Broker:
 
 
 def js(status: str) -> JobState:
-    return JobState(status=status, phase="failed" if status == "FAILED" else "running", since=0.0)
+    return JobState(status=status, phase="failed" if status == "FAILED" else "running", since=0.0, final=status == "FAILED")
 
 
 async def poll(outbox: Outbox, durable: MemoryStore, *changes: tuple[str, str]) -> None:
@@ -51,7 +50,6 @@ async def poll(outbox: Outbox, durable: MemoryStore, *changes: tuple[str, str]) 
     await outbox.publisher(T, durable)([event(j, s) for j, s in changes])
     for j, s in changes:
         store.put_job_state(T, j, js(s))
-    store.put_target_state(T, TargetState(polls=(store.target_state(T) or TargetState()).polls + 1))
 
 
 async def test_broker_up_state_moves_at_once() -> None:
@@ -71,9 +69,9 @@ async def test_outage_holds_in_order_and_state_moves_only_after_the_ack(caplog: 
         await poll(outbox, durable, ("j1", "FAILED"))
     assert "broker unreachable: holding 2 events for later publish (bound 10)" in caplog.text
     assert outbox.size == 3 and broker.sends == 1  # the second batch waits its turn, unsent
-    assert durable.jobs == {} and durable.targets == {}  # nothing durable before the ack
+    assert durable.jobs == {}  # nothing durable before the ack
     view = outbox.store(T, durable)
-    assert view.job_state(T, "j1") == js("FAILED") and view.target_state(T) == TargetState(polls=2)
+    assert view.job_state(T, "j1") == js("FAILED") and view.open_jobs(T) == ["j2"]
     assert await outbox.flush() == 0 and outbox.size == 3  # still down
     broker.up.set()
     await asyncio.sleep(0)
@@ -81,7 +79,6 @@ async def test_outage_holds_in_order_and_state_moves_only_after_the_ack(caplog: 
     assert broker.acked == ["j1:RUNNING", "j2:RUNNING", "j1:FAILED"]  # each once, in order
     assert outbox.size == 0 and not outbox.holds(T)
     assert durable.jobs == {(T, "j1"): js("FAILED"), (T, "j2"): js("RUNNING")}
-    assert durable.targets == {T: TargetState(polls=2)}
 
 
 async def test_past_the_bound_a_change_is_refused_loudly_and_state_stays(caplog: pytest.LogCaptureFixture) -> None:
@@ -115,3 +112,25 @@ async def test_a_batch_refused_for_good_leaves_state_where_it_was() -> None:
     assert outbox.size == 0 and broker.acked == []
     view = outbox.store(T, durable)
     assert view.job_state(T, "j1") == js("RUNNING") and view.job_state(T, "j2") is None  # seen again next poll
+
+
+async def test_a_slow_broker_that_answers_is_waited_for_and_nothing_is_held(caplog: pytest.LogCaptureFixture) -> None:
+    broker, durable = Broker(), MemoryStore()
+    probes = []
+
+    async def answering() -> bool:
+        probes.append(1)
+        return True
+
+    outbox = Outbox(broker.send, bound=1, ack_timeout=0.05, probe=answering)
+    broker.up.clear()  # acks late, but the broker answers
+    with caplog.at_level(logging.INFO, "watcher.poller"):
+        polled = asyncio.ensure_future(poll(outbox, durable, ("j1", "RUNNING"), ("j2", "RUNNING")))
+        await asyncio.sleep(0.3)
+        assert not polled.done() and outbox.size == 0 and outbox.state == "slow"  # waiting, holding nothing
+        broker.up.set()
+        await polled
+    assert len(probes) >= 2 and broker.acked == ["j1:RUNNING", "j2:RUNNING"] and broker.sends == 1
+    assert durable.job_state(T, "j2") == js("RUNNING") and outbox.state == "ok"
+    assert "broker slow: acks take over 0s; polls wait for them (nothing is held)" in caplog.text
+    assert "unreachable" not in caplog.text

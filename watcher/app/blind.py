@@ -168,6 +168,8 @@ def blind_alert(change: Change, now: float, tags: tuple[str, ...]) -> Alert:
         body=body,
         event=event,
         fired_at=at,
+        incident=f"{RULE}|{t.id}@{int(change.episode)}",
+        incident_kind="health",
     )
 
 
@@ -260,7 +262,12 @@ class SelfHealth(Service):
             if not firing and self.episodes is not None:
                 self.episodes.drop(h.target.id)
         else:
-            outcome = await self.comps.notifier.deliver_with_retry(alert)
+            from watcher.incidents.model import standalone
+            from watcher.notify.delivery import deliver_now
+            from watcher.notify.dispatch import Channels
+
+            note = standalone(alert, datetime.fromtimestamp(now, UTC))
+            outcome = await deliver_now(Channels(self.comps.notifier), note, self.comps.config.notify.retry)
             if not outcome.delivered:
                 log.error("%s notice for %s not delivered: %s", RULE, h.target.id, outcome.reason)
                 return  # a firing notice is tried again at the next check

@@ -1,9 +1,9 @@
 """The non-Faust parts one worker needs: cloud client, sources, rules, notifier, counters.
 
-The agents in ``factory.py`` reach the cloud, the rules and the notifier only through
-:class:`Components`, so the wrappers here see every poll, every fired rule and every
-delivery: that is where metrics (:mod:`watcher.app.metrics`) and the self-health tracker
-(:mod:`watcher.app.blind`) are fed, without the agents knowing.
+The stages reach the cloud, the rules and the notifier only through :class:`Components`, so
+the wrappers here see every poll and every fired rule: that is where metrics
+(:mod:`watcher.app.metrics`) and the self-health tracker (:mod:`watcher.app.blind`) are fed,
+without the stages knowing. (Deliveries are counted by the notify stage itself.)
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 from watcher.app.blind import BlindTracker
 from watcher.app.metrics import Metrics, Stats
 from watcher.config import Config
-from watcher.events import Alert, JobEvent, TrackRequest
+from watcher.events import Alert, JobEvent, Notification, TrackRequest
 from watcher.rules.silence import Silence
 from watcher.sources.base import Source, Target
 
@@ -69,28 +69,6 @@ class _MeteredRuleSet:
         return list(alerts)
 
 
-class _MeteredNotifier:
-    """The notifier, timing each ``deliver_with_retry`` and counting per-target results."""
-
-    def __init__(self, inner: Any, metrics: Metrics) -> None:
-        self._inner, self._metrics = inner, metrics
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def __repr__(self) -> str:
-        return f"Metered({self._inner!r})"
-
-    async def deliver_with_retry(
-        self, alert: Alert, already_ok: Collection[str] = frozenset(), on_success: Callable[[str], None] | None = None,
-        **more: Any,
-    ) -> Any:
-        started = time.monotonic()
-        outcome = await self._inner.deliver_with_retry(alert, already_ok=already_ok, on_success=on_success, **more)
-        self._metrics.delivered(outcome, time.monotonic() - started)
-        return outcome
-
-
 @dataclass
 class Components:
     config: Config
@@ -98,7 +76,7 @@ class Components:
     notifier: Any
     _ruleset: Any
     metrics: Metrics = field(default_factory=Metrics)
-    delivered_hooks: list[Callable[[Alert], None]] = field(default_factory=list)
+    delivered_hooks: list[Callable[[Notification], None]] = field(default_factory=list)
     silences: list[Silence] = field(default_factory=list)  # the rule files' own
     stats: Stats = field(init=False)
     _sources: dict[str, Any] = field(default_factory=dict)
@@ -112,8 +90,6 @@ class Components:
         )
         if hasattr(self.client, "on_response"):
             self.client.on_response = self.metrics.cloud_response
-        if self.notifier is not None and not isinstance(self.notifier, _MeteredNotifier):
-            self.notifier = _MeteredNotifier(self.notifier, self.metrics)
         if self._ruleset is not None and not isinstance(self._ruleset, _MeteredRuleSet):
             self._ruleset = _MeteredRuleSet(self._ruleset, self.metrics)
 
@@ -143,9 +119,9 @@ class Components:
                 return tid
         return None
 
-    def on_delivered(self, alert: Alert) -> None:
+    def on_delivered(self, notification: Notification) -> None:
         for hook in self.delivered_hooks:
-            hook(alert)
+            hook(notification)
 
 
 def build_client(config: Config) -> Any:

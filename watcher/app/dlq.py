@@ -1,8 +1,8 @@
 """The dead-letter topic: list what could not be delivered, and replay it exactly once.
 
-Replaying re-publishes each dead alert to the alerts topic marked ``replay``; the notifier
-delivers it only to targets that have not accepted it yet and then marks it delivered, so
-replaying twice (or two people replaying at once) still sends each alert once.
+Replaying re-publishes each dead notification to the notifications topic marked ``replay``;
+the notify stage delivers it only to targets that have not accepted it yet and then marks it
+delivered, so replaying twice (or two people replaying at once) still sends it once per target.
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ def format_dead(dead: Sequence[ev.DeadLetter]) -> str:
         return "the dead-letter topic is empty"
     lines = [f"{len(dead)} dead letter(s):"]
     for d in dead:
+        title = d.alert.title if d.alert is not None else d.notification.incident.title
         lines.append(
-            f"- {d.failed_at:%Y-%m-%d %H:%M:%S}Z  {d.alert.key}\n    {d.alert.title}\n"
+            f"- {d.failed_at:%Y-%m-%d %H:%M:%S}Z  {d.key}\n    {title}\n"
             f"    reason: {d.reason} after {d.attempts} attempt(s); failed: {', '.join(d.failed_targets) or '-'}"
         )
     return "\n".join(lines)
@@ -55,19 +56,20 @@ async def list_dead(config: Config) -> list[ev.DeadLetter]:
 
 
 async def replay(config: Config, keys: Sequence[str] = ()) -> int:
-    """Re-publish dead alerts (all, or those whose key is in ``keys``); returns how many."""
+    """Re-publish dead notifications (all, or those whose key is in ``keys``); returns how many."""
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaError
 
     bootstrap = _bootstrap(config)
     dead = await read_dead(bootstrap, f"{config.broker.topic_prefix}.dlq")
-    chosen = {d.alert.key: d.alert for d in dead if not keys or d.alert.key in keys}
+    chosen = {d.key: d.notification for d in dead if not keys or d.key in keys}
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     try:
         await producer.start()
-        for key, alert in chosen.items():
-            again = msgspec.structs.replace(alert, replay=True)
-            await producer.send_and_wait(f"{config.broker.topic_prefix}.alerts", ev.encode(again), key=key.encode())
+        for note in chosen.values():
+            again = msgspec.structs.replace(note, replay=True)
+            await producer.send_and_wait(f"{config.broker.topic_prefix}.notifications", ev.encode(again),
+                                         key=note.incident.id.encode())  # fmt: skip
     except KafkaError as e:
         raise BrokerError(f"cannot replay to {bootstrap}: {e}") from e
     finally:

@@ -6,12 +6,15 @@ one asks the running deployment: it reads, to their current ends,
 * ``<prefix>.events`` — the job's status changes as published (and the rules in the
   config's rule files that match each one now);
 * ``<prefix>.alerts`` / ``.grouping`` — the alerts fired for the job, and those held in a
-  group (with the group's messages, and whether they went out);
+  group (with the group's messages);
 * ``<prefix>.decisions`` — what was silenced or inhibited, and why;
-* the delivered table's changelog — which alert keys were delivered or dead-lettered;
+* ``<prefix>.notifications`` and the delivered table's changelog — what each incident the job
+  is part of told whom: opened, updated, resolved, escalated; delivered per target, or
+  dead-lettered;
 
-and prints, per event, the rules it matched and, per alert key, what became of it. It reads
-each topic whole, so on a large deployment it takes a while; it changes nothing.
+and prints, per event, the rules it matched, per alert what became of it, and per incident its
+notifications. It reads each topic whole, so on a large deployment it takes a while; it
+changes nothing.
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ class Story:
     grouped: dict[str, ev.Alert] = field(default_factory=dict)  # alert key -> alert (on .grouping)
     decisions: dict[str, ev.Decision] = field(default_factory=dict)  # alert key -> the latest decision
     messages: dict[str, list[str]] = field(default_factory=dict)  # group key -> its message keys
-    marks: dict[str, str] = field(default_factory=dict)  # alert key -> "1" (delivered) | "dead"
+    marks: dict[str, str] = field(default_factory=dict)  # notification key -> "1" (delivered) | "dead"
+    targets: dict[str, list[str]] = field(default_factory=dict)  # notification key -> targets that accepted
+    notifications: dict[str, list[ev.Notification]] = field(default_factory=dict)  # incident -> its notes
 
 
 def _record(raw: bytes | None) -> ev.AnyRecord | None:
@@ -74,36 +79,49 @@ async def read_story(config: Config, job_key: str) -> Story:
     def mine(alert: ev.Alert) -> bool:
         return alert.event.job_key == job_key
 
-    events, alerts, held, decisions, marks = await asyncio.gather(
+    events, alerts, held, decisions, marks, notes = await asyncio.gather(
         read_topic(bootstrap, f"{prefix}.events", lambda _k, v: _record(v)),
         read_topic(bootstrap, f"{prefix}.alerts", lambda _k, v: _record(v)),
         read_topic(bootstrap, f"{prefix}.grouping", lambda _k, v: _record(v)),
         read_topic(bootstrap, f"{prefix}.decisions", lambda _k, v: _record(v)),
         read_topic(bootstrap, delivered_changelog(config), lambda k, v: (_text(k), _text(v))),
+        read_topic(bootstrap, f"{prefix}.notifications", lambda _k, v: _record(v)),
     )
     story.events = [e for e in events if isinstance(e, ev.JobEvent) and e.job_key == job_key]
     story.grouped = {a.key: a for a in held if isinstance(a, ev.Alert) and mine(a)}
     story.decisions = {d.alert.key: d for d in decisions if isinstance(d, ev.Decision) and mine(d.alert)}
     for a in alerts:
-        if isinstance(a, ev.Alert) and mine(a) and "|group@" not in a.key:
-            story.alerts[a.key] = a
-        elif isinstance(a, ev.Alert) and "|group@" in a.key:
-            story.messages.setdefault(a.key.split("|group@", 1)[0], []).append(a.key)
+        if not isinstance(a, ev.Alert):
+            continue
+        if a.incident_kind == "group":
+            story.messages.setdefault(a.incident.split("|group@", 1)[0], []).append(a.key)
+        if mine(a) or any(m.job_key == job_key for m in a.members):
+            story.alerts.setdefault(a.key, a)
+    incidents = {a.incident for a in story.alerts.values() if a.incident}
+    for n in notes:
+        if isinstance(n, ev.Notification) and n.incident.id in incidents:
+            story.notifications.setdefault(n.incident.id, []).append(n)
     for key, value in marks:
-        if key and key.endswith("|*") and value:
-            story.marks[key[:-2]] = value
+        if not key or not value:
+            continue
+        note, _, target = key.rpartition("|")
+        if target == "*":
+            story.marks[note] = value
+        elif value == "1":
+            story.targets.setdefault(note, []).append(target)
     return story
 
 
 def _fate(story: Story, key: str) -> str:
-    if (d := story.decisions.get(key)) is not None:
-        return f"{d.result}: {d.reason}"
+    """What became of a notification (by key)."""
     mark = story.marks.get(key)
+    accepted = story.targets.get(key, [])
     if mark == "1":
-        return "delivered"
+        return f"delivered to {', '.join(accepted)}" if accepted else "nothing to tell here (no target edits in place)"
     if mark == "dead":
-        return "dead-lettered (see `watcher dlq list`)"
-    return "published, not delivered yet"
+        got = f"; accepted by {', '.join(accepted)}" if accepted else ""
+        return f"dead-lettered (see `watcher dlq list`){got}"
+    return f"not delivered yet{'; accepted by ' + ', '.join(accepted) if accepted else ''}"
 
 
 def format_story(story: Story, config: Config, rules: RuleSet) -> str:
@@ -123,17 +141,25 @@ def format_story(story: Story, config: Config, rules: RuleSet) -> str:
     for key in keys:
         alert = story.alerts.get(key) or story.grouped.get(key) or story.decisions[key].alert
         lines.append(f"alert {key} ({alert.rule}, {alert.kind})")
-        if key in story.grouped and key not in story.decisions:
+        if (d := story.decisions.get(key)) is not None:
+            lines.append(f"    {d.result}: {d.reason}")
+        elif key in story.grouped and key not in story.alerts:
             rule = by_name.get(alert.rule)
             spec = rule.options.grouping if rule is not None else None
             group = grouping.group_key(alert, spec)[0] if spec is not None else None
             lines.append(f"    grouped in {group or '(a group of a rule that no longer groups)'}")
-            sent = story.messages.get(group or "", [])
-            lines += [f"    group message {m}: {_fate(story, m)}" for m in sent]
-            if not sent:
+            if not story.messages.get(group or ""):
                 lines.append("    the group has sent no message yet")
-        else:
-            lines.append(f"    {_fate(story, key)}")
+        elif alert.incident:
+            lines.append(f"    → incident {alert.incident}")
+    for incident_id, notes in story.notifications.items():
+        last = notes[-1].incident
+        lines.append(f"incident {incident_id} ({last.rule}, {last.state}, {len(last.jobs) + last.more_jobs} job(s))")
+        for n in notes:
+            who = "editable targets" if n.audience == "editable" else "every target"
+            change = f": {n.change}" if n.change else ""
+            lines.append(f"    {n.kind} {n.key.rsplit('#', 1)[-1]} to {who}{change}")
+            lines.append(f"        {_fate(story, n.key)}")
     return "\n".join(lines)
 
 

@@ -130,9 +130,21 @@ class Metrics:
         )
         self.delivery_seconds = Histogram(
             "watcher_delivery_duration_seconds",
-            "Time to deliver one alert (retries included), by outcome.",
+            "Time from a notification's making to its delivery or dead-lettering (retries included), by outcome.",
             ["outcome"],
             buckets=_DELIVERY_BUCKETS,
+            registry=r,
+        )
+        self.incidents = Counter(
+            "watcher_incidents",
+            "Incident notifications made, by kind (open, update, resolve, escalate, remind) and audience.",
+            ["kind", "audience"],
+            registry=r,
+        )
+        self.recovered = Counter(
+            "watcher_alerts_recovered",
+            "Notifications the re-read net delivered: their worker stopped before settling them "
+            "(0 in a healthy run).",
             registry=r,
         )
         self.self_health = Counter(
@@ -170,11 +182,8 @@ class Metrics:
             self.last_success.labels(target).set(now)
 
     def delivered(self, outcome: Any, seconds: float) -> None:
-        """One ``deliver_with_retry`` outcome: its per-target results and its duration."""
-        label = "delivered" if outcome.delivered else ("retrying" if getattr(outcome, "later", None) else "failed")
-        self.delivery_seconds.labels(label).observe(seconds)
-        for result in getattr(outcome, "results", ()) or ():
-            self.notifications.labels(result.target, "ok" if result.ok else result.reason).inc()
+        """One notification settled: how long from its making to its end, and how it ended."""
+        self.delivery_seconds.labels("delivered" if outcome.delivered else "failed").observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -195,6 +204,10 @@ class Stats:
         "deduped": lambda m, n: m.alerts.labels("deduplicated").inc(n),
         "dead": lambda m, n: m.alerts.labels("dead_lettered").inc(n),
         "silenced": lambda m, n: m.alerts.labels("silenced").inc(n),
+        "opened": lambda m, n: m.incidents.labels("open", "all").inc(n),
+        "updated": lambda m, n: m.incidents.labels("update", "editable").inc(n),
+        "resolved": lambda m, n: m.incidents.labels("resolve", "all").inc(n),
+        "escalated": lambda m, n: m.incidents.labels("escalate", "all").inc(n),
     }
 
     def __init__(self, metrics: Metrics | None = None, **initial: int) -> None:

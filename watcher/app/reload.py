@@ -93,4 +93,6 @@ def refused_alert(error: str, now: datetime, tags: tuple[str, ...]) -> Alert:
         body=f"{error}\nFix the file: the next valid save is applied without a restart.",
         event=event,
         fired_at=now,
+        incident=f"{REFUSED_RULE}|{digest}",
+        incident_kind="health",
     )

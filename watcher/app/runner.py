@@ -12,13 +12,8 @@ log = logging.getLogger("watcher.app")
 
 
 def owned_targets(app: Any, config: Config) -> set[str]:
-    """The target ids whose ticks partition this worker holds now."""
-    from watcher.app.factory import partition_for
-
-    ticks = f"{config.broker.topic_prefix}.ticks"
-    mine = {tp.partition for tp in app.consumer.assignment() if tp.topic == ticks}
-    n = config.broker.partitions
-    return {tid for tid in app.watcher_targets if partition_for(tid, n) in mine}
+    """The target ids this worker polls now (the targets of its partitions)."""
+    return set(app.watcher_poll.mine)
 
 
 def side_services(app: Any, config: Config) -> list[Any]:

@@ -99,6 +99,23 @@ async def _read(bootstrap: str, topic: str, starts: dict[int, int], idle: float,
     return out
 
 
+async def committed_offsets(bootstrap: str, group: str, topic: str, partitions: set[int]) -> dict[int, int]:
+    """The offsets consumer group ``group`` committed on ``topic``'s ``partitions`` (absent: none yet)."""
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    try:
+        await admin.start()
+        offsets = await admin.list_consumer_group_offsets(group, partitions=[TopicPartition(topic, p) for p in partitions])
+    except KafkaError as e:
+        raise BrokerError(f"cannot read the committed offsets of {group} on {topic}: {e}") from e
+    finally:
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if meta is not None and meta.offset >= 0}
+
+
 async def partitions_of(bootstrap: str, topic: str) -> set[int]:
     """The partitions of ``topic`` (none if it does not exist), asked of the admin API: a fresh
     consumer knows no topic's partitions on Apache Kafka."""

@@ -1,4 +1,4 @@
-"""Send alerts through Apprise, one result per target, retrying only the targets that failed.
+"""Apprise targets: loading them from the config, routing by tag, and one-off sends (``notify test``).
 
 Apprise 2.x returns an ``AppriseResult`` from ``notify``/``async_notify``: one ``NotifyResult``
 per service it dispatched (masked URL, status, and the warnings it logged per attempt). But
@@ -18,7 +18,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,17 +28,11 @@ import apprise
 from watcher.errors import ConfigError
 from watcher.events import Alert
 from watcher.notify import console as _console  # noqa: F401 (registers console://)
+from watcher.notify.apprise_channel import notify_type_for
 from watcher.notify.config import NotifyConfig
 from watcher.notify.redact import guard_apprise_logging, known_secrets, mask_plugin, mask_url, redact, secrets_of
-from watcher.notify.render import ChannelKind, channel_kind, render, sanitize, truncate
-from watcher.notify.retry import (
-    DeliveryOutcome,
-    DeliveryResult,
-    TargetResult,
-    backoff_delay,
-    classify,
-    format_results,
-)
+from watcher.notify.render import ChannelKind, channel_kind, sanitize, truncate
+from watcher.notify.retry import DeliveryOutcome, DeliveryResult, TargetResult, classify, format_results
 
 __all__ = [
     "DeliveryOutcome", "DeliveryResult", "Notifier", "Target", "TargetResult",
@@ -49,17 +43,6 @@ log = logging.getLogger(__name__)
 
 _DETAIL_LIMIT = 300
 _UNCUT = 1 << 30  # render in full; each target's send cuts to its own limits (Notifier.fit)
-
-
-def notify_type_for(alert: Alert) -> apprise.NotifyType:
-    """Severity → Apprise type (colour/icon per channel); a resolved alert is a success."""
-    if alert.kind == "resolved":
-        return apprise.NotifyType.SUCCESS
-    if alert.severity == "warning":
-        return apprise.NotifyType.WARNING
-    if alert.severity == "info":
-        return apprise.NotifyType.INFO
-    return apprise.NotifyType.FAILURE
 
 
 class Target:
@@ -77,7 +60,7 @@ class Target:
 
 
 class Notifier:
-    """Delivers :class:`~watcher.events.Alert` structs to the targets their tags route to."""
+    """The configured Apprise targets and the routing over them (delivery: ``watcher.notify.delivery``)."""
 
     def __init__(self, config: NotifyConfig) -> None:
         guard_apprise_logging()
@@ -154,14 +137,6 @@ class Notifier:
         sends = (self._send_one(t, title, bodies[t.kind] if bodies else body, notify_type, timeout) for t in targets)
         return list(await asyncio.gather(*sends))
 
-    def _rendered(self, alert: Alert, targets: Collection[Target]) -> tuple[str, dict[ChannelKind, str]]:
-        """The title, and the body for each kind of channel among ``targets``, in full (cut per target)."""
-        bodies: dict[ChannelKind, str] = {}
-        title = ""
-        for kind in dict.fromkeys(t.kind for t in targets):
-            title, bodies[kind] = render(alert, title_limit=_UNCUT, body_limit=_UNCUT, kind=kind)
-        return title, bodies
-
     async def _send_one(
         self, target: Target, title: str, body: str, notify_type: apprise.NotifyType, timeout: float
     ) -> TargetResult:
@@ -184,85 +159,6 @@ class Notifier:
         detail = sanitize(redact("; ".join(warnings), known_secrets()), _DETAIL_LIMIT)
         return TargetResult(target=target.id, ok=status == "SUCCESS", status=status, detail=detail,
                             elapsed=time.monotonic() - started)
-
-    async def deliver(self, alert: Alert) -> DeliveryResult:
-        """Send ``alert`` once to every routed target; no retries."""
-        routed = self.route(alert)
-        title, bodies = self._rendered(alert, routed)
-        results = await self.send(routed, title, "", notify_type_for(alert), bodies=bodies)
-        return DeliveryResult(results=tuple(results))
-
-    async def deliver_with_retry(
-        self,
-        alert: Alert,
-        already_ok: Collection[str] = frozenset(),
-        on_success: Callable[[str], None] | None = None,
-        *,
-        attempts: int = 0,
-        started: float | None = None,
-        hold: float | None = None,
-    ) -> DeliveryOutcome:
-        """Deliver ``alert`` to every routed target not in ``already_ok``, retrying only failures.
-
-        Retries stop when every target accepted, a target fails for a non-retryable reason,
-        ``retry.attempts`` sends were made, or the next wait would overrun ``budget_seconds``.
-        ``on_success(target_id)`` is called as each target accepts, so a caller can persist it.
-        ``attempts`` and ``started`` (Unix time) continue an earlier call's count and budget.
-        ``hold``: the seconds this call may spend waiting; when the next wait would pass it and
-        retries are left, it returns at once with ``later`` (that wait) set, so that a caller
-        with a queue behind it can schedule the rest instead of blocking the queue.
-        """
-        budget = self.config.retry
-        routed = self.route(alert)
-        if not routed:
-            log.warning("alert %s matched no notification target (tags %s)", alert.key,
-                        list(alert.tags or self.config.default_tags))
-            return DeliveryOutcome(delivered=False, reason="no_route", attempts=0)
-        title, bodies = self._rendered(alert, routed)
-        notify_type = notify_type_for(alert)
-        pending = [t for t in routed if t.id not in already_ok]
-        last: dict[str, TargetResult] = {}
-        sent: list[str] = []
-        started = time.time() if started is None else started
-        waited = 0.0
-        while pending:
-            attempts += 1
-            remaining = budget.budget_seconds - (time.time() - started)
-            results = await self.send(pending, title, "", notify_type, timeout=max(remaining, 0.001), bodies=bodies)
-            retry: list[Target] = []
-            for target, result in zip(pending, results, strict=True):
-                last[target.id] = result
-                if result.ok:
-                    sent.append(target.id)
-                    if on_success is not None:
-                        on_success(target.id)
-                elif result.retryable:
-                    retry.append(target)
-            pending = retry
-            if not pending or attempts >= budget.attempts:
-                break
-            delay = backoff_delay(attempts, budget)
-            if time.time() - started + delay >= budget.budget_seconds:
-                break
-            if hold is not None and waited + delay > hold:
-                log.info("retrying %d target(s) of alert %s in %.2fs, off the queue", len(pending), alert.key, delay)
-                return DeliveryOutcome(
-                    delivered=False, reason="retrying", attempts=attempts, later=delay,
-                    failed_targets=tuple(t.id for t in pending), sent=tuple(sent), results=tuple(last.values()),
-                )  # fmt: skip
-            log.info("retrying %d target(s) of alert %s in %.2fs", len(pending), alert.key, delay)
-            await asyncio.sleep(delay)
-            waited += delay
-        failed = [r for r in last.values() if not r.ok]
-        if not failed:
-            return DeliveryOutcome(delivered=True, reason="delivered", attempts=attempts, sent=tuple(sent),
-                                   results=tuple(last.values()))
-        for r in failed:
-            log.warning("alert %s not delivered to %s: %s", alert.key, r.target, r.reason)
-        return DeliveryOutcome(
-            delivered=False, reason=classify(failed[0])[1], attempts=attempts,
-            failed_targets=tuple(r.target for r in failed), sent=tuple(sent), results=tuple(last.values()),
-        )
 
 
 def _full_url(plugin: Any) -> str | None:

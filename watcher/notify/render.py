@@ -28,7 +28,9 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from watcher.events import Alert, JobEvent
+import msgspec
+
+from watcher.events import Alert, IncidentJob, JobEvent, Notification
 
 ChannelKind = Literal["chat", "mail", "webhook"]
 
@@ -203,3 +205,51 @@ def render(
     # A title is one line everywhere (mail Subject, chat headline).
     title = " ".join(strip_controls(title).split())
     return sanitize(title, title_limit), sanitize(body, body_limit)
+
+
+# -- notifications about incidents ----------------------------------------------------------
+
+#: Jobs an incident section lists by name (the rest are counted).
+SECTION_JOBS = 20
+
+
+def notification_alert(notification: Notification) -> Alert:
+    """The alert whose text a non-editable channel sends for ``notification``: the alert behind
+    the change, marked as an escalation or a resolution where that is what it is."""
+    inc = notification.incident
+    base = notification.alert or inc.last_alert
+    if base is None:  # an incident always has a last alert; be safe with hand-made records
+        raise ValueError(f"notification {notification.key} has no alert to render")
+    if notification.kind == "resolve" and base.kind != "resolved":
+        return msgspec.structs.replace(
+            base, kind="resolved", title=f"[RESOLVED] {inc.title}", default_body=False,
+            body=f"Resolved: every job of this incident moved on.\nIncident {inc.id}",
+        )  # fmt: skip
+    if notification.kind == "escalate":
+        return msgspec.structs.replace(
+            base, title=f"[ESCALATED] {base.title}", default_body=False,
+            body=f"{notification.change}.\n\n{base.body or default_body(base)}",
+        )  # fmt: skip
+    return base
+
+
+def _job_line(job: IncidentJob) -> str:
+    ent = job.entities
+    name = ent.desktop_name or ent.volume_name or ent.resource_name
+    error = ": ".join(x for x in (job.error_code, job.message) if x)
+    parts = [job.job_id, f"({name})" if name else None, job.status, error or None]
+    return "- " + " ".join(p for p in parts if p)
+
+
+def incident_section(notification: Notification) -> str:
+    """"In this incident" — the jobs an opening, reminder or escalation stands for, when it
+    covers more than the one its alert is about (a job and its failed sub-jobs: one page, all
+    named). Empty otherwise, and for groups, whose own message lists their jobs."""
+    inc = notification.incident
+    total = len(inc.jobs) + inc.more_jobs
+    if notification.kind not in ("open", "remind", "escalate") or inc.kind == "group" or total <= 1:
+        return ""
+    lines = [f"In this incident ({total} jobs):", *(_job_line(j) for j in inc.jobs[:SECTION_JOBS])]
+    if total > SECTION_JOBS:
+        lines.append(f"…and {total - SECTION_JOBS} more.")
+    return "\n".join(lines)

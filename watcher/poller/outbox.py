@@ -7,8 +7,11 @@ The promise of the loop stays: *durable* poll state advances only after the brok
 events it records. The outbox is in front of that state, not behind it:
 
 * A target's batch is sent and its ack awaited for ``ack_timeout`` seconds. Acked: done, as
-  without an outbox. Not acked: the batch is *held* (the client keeps retrying it), and the
-  state writes the poll makes next go to an overlay attached to that batch, not to the store.
+  without an outbox. Not acked yet: ``probe`` asks whether the broker answers at all. A broker
+  that answers is *slow*, not away: the poll keeps waiting for the ack (back-pressure, nothing
+  held). Only when the probe finds no broker is the batch *held* (the client keeps retrying
+  it), and the state writes the poll makes next go to an overlay attached to that batch, not
+  to the store. So a burst on a busy broker never fills the buffer.
 * While a target has held batches, its later batches are held unsent, in order, and its polls
   diff against the overlay: a job that moved on is one further change, not the same one again.
 * :meth:`Outbox.flush` (called on a timer) settles each target's oldest batch: once acked, its
@@ -25,7 +28,6 @@ events it records. The outbox is in front of that state, not behind it:
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import time
 from collections import deque
@@ -36,12 +38,17 @@ from watcher.errors import BrokerError
 from watcher.events import JobEvent
 from watcher.poller.diff import JobState
 from watcher.poller.loop import PollStore, Publish
-from watcher.poller.schedule import TargetState
 
 log = logging.getLogger("watcher.poller")
 
 #: Sends a batch; resolves once the broker acknowledged every record of it.
 Send = Callable[[Sequence[JobEvent]], Awaitable[None]]
+#: Whether the broker answers at all (a connection attempt): slow is not away.
+Probe = Callable[[], Awaitable[bool]]
+
+
+async def _reachable() -> bool:
+    return False
 
 HOLDING_LOG_EVERY = 10.0  # seconds between "holding" lines while the broker stays away
 
@@ -53,17 +60,22 @@ class _Held:
     events: Sequence[JobEvent]
     durable: PollStore
     sending: asyncio.Future[None] | None = None  # None: not sent yet
-    jobs: dict[str, JobState] = field(default_factory=dict)
-    target: TargetState | None = None
+    jobs: dict[str, JobState | None] = field(default_factory=dict)
 
 
 class Outbox:
     """Held batches per target, at most ``bound`` events in all (see the module docstring)."""
 
-    def __init__(self, send: Send, *, bound: int, ack_timeout: float = 2.0) -> None:
-        self._send, self.bound, self.ack_timeout = send, bound, ack_timeout
+    def __init__(self, send: Send, *, bound: int, ack_timeout: float = 2.0, probe: Probe = _reachable) -> None:
+        self._send, self.bound, self.ack_timeout, self._probe = send, bound, ack_timeout, probe
         self._held: dict[str, deque[_Held]] = {}
-        self._last_log = -1e9
+        self._last_log = self._last_slow = -1e9
+        self.slow = 0  # batches waiting on a slow (answering) broker right now
+
+    @property
+    def state(self) -> str:
+        """``away`` (changes held), ``slow`` (acks late, broker answering) or ``ok``."""
+        return "away" if self._held else "slow" if self.slow else "ok"
 
     # -- what it holds -------------------------------------------------------------------------
 
@@ -95,12 +107,27 @@ class Outbox:
             self._log_holding()
             return
         sending = asyncio.ensure_future(self._send(batch))
-        done, _ = await asyncio.wait({sending}, timeout=self.ack_timeout)
-        if done:
-            sending.result()  # refused outright: raise, and the poll state stays put
-            return
+        while True:
+            done, _ = await asyncio.wait({sending}, timeout=self.ack_timeout)
+            if done:
+                sending.result()  # refused outright: raise, and the poll state stays put
+                return
+            if not await self._probe():
+                break
+            self._log_slow()  # answering, only late: wait on (back-pressure), hold nothing
+            self.slow += 1
+            try:
+                await asyncio.wait({sending}, timeout=self.ack_timeout)
+            finally:
+                self.slow -= 1
         self._held.setdefault(target_id, deque()).append(_Held(batch, durable, sending))
         self._log_holding()
+
+    def _log_slow(self) -> None:
+        now = time.monotonic()
+        if now - self._last_slow >= HOLDING_LOG_EVERY:
+            self._last_slow = now
+            log.info("broker slow: acks take over %.0fs; polls wait for them (nothing is held)", self.ack_timeout)
 
     def _admit(self, target_id: str, batch: Sequence[JobEvent]) -> None:
         held = self.size
@@ -151,8 +178,6 @@ class Outbox:
                 break
             for job_id, js in head.jobs.items():  # acked: now the state may record it
                 head.durable.put_job_state(target_id, job_id, js)
-            if head.target is not None:
-                head.durable.put_target_state(target_id, head.target)
             published += len(head.events)
         if not queue:
             del self._held[target_id]
@@ -170,26 +195,23 @@ class _OverlayStore:
     def _queue(self) -> deque[_Held]:
         return self._outbox._held.get(self._target_id) or deque()
 
-    def target_state(self, target_id: str) -> TargetState | None:
-        for held in reversed(self._queue()):
-            if held.target is not None:
-                return copy.deepcopy(held.target)  # the loop changes it in place
-        return self._durable.target_state(target_id)
-
     def job_state(self, target_id: str, job_id: str) -> JobState | None:
         for held in reversed(self._queue()):
             if job_id in held.jobs:
                 return held.jobs[job_id]
         return self._durable.job_state(target_id, job_id)
 
-    def put_target_state(self, target_id: str, state: TargetState) -> None:
-        queue = self._queue()
-        if queue:
-            queue[-1].target = copy.deepcopy(state)
-        else:
-            self._durable.put_target_state(target_id, state)
+    def open_jobs(self, target_id: str) -> list[str]:
+        ids = set(self._durable.open_jobs(target_id))
+        for held in self._queue():  # oldest first: later writes win
+            for job_id, js in held.jobs.items():
+                if js is not None and js.open:
+                    ids.add(job_id)
+                else:
+                    ids.discard(job_id)
+        return sorted(ids)
 
-    def put_job_state(self, target_id: str, job_id: str, state: JobState) -> None:
+    def put_job_state(self, target_id: str, job_id: str, state: JobState | None) -> None:
         queue = self._queue()
         if queue:
             queue[-1].jobs[job_id] = state

@@ -124,4 +124,4 @@ def _alert(rule: CompiledRule, event: JobEvent, hits: list[Hit], episode: dateti
     ])  # fmt: skip
     key = episode_key(rule.name, values, episode)
     extra = {"window": opts.window, "since": episode, "group": values}
-    return make_alert(rule, event, now, key=key, count=n, title=title, body=body, extra=extra)
+    return make_alert(rule, event, now, key=key, count=n, title=title, body=body, extra=extra, incident=key)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from watcher.errors import RuleError
-from watcher.events import Alert, AlertKind, JobEvent, alert_key
+from watcher.events import Alert, AlertKind, JobEvent, alert_key, incident_id
 from watcher.rules import templates
 from watcher.rules.compile import CompiledRule, compile_rule
 from watcher.rules.expr import make_context
@@ -91,9 +91,13 @@ def make_alert(
     title: str | None = None,
     body: str | None = None,
     extra: dict[str, Any] | None = None,
+    incident: str | None = None,
 ) -> Alert:
     """Render ``rule``'s alert for ``event``. A stage's own ``title``/``body`` (stuck, burst…)
-    replace the default templates, never a rule's own; ``extra`` fills the ``alert`` variable."""
+    replace the default templates, never a rule's own; ``extra`` fills the ``alert`` variable.
+
+    The alert names its incident: by default the rule and the event's subject (a job with its
+    sub-jobs is one incident); bursts and shares pass their episode's own ``incident``."""
     variables = {
         "event": event_context(event),
         "rule": templates.rule_vars(rule.name, rule.severity, rule.tags, rule.description),
@@ -116,7 +120,13 @@ def make_alert(
         count=count,
         fired_at=now,
         default_body=default_body,
+        incident=incident or incident_id(rule.name, event.incident_subject),
+        incident_kind=_INCIDENT_KIND.get(rule.kind, "job"),
     )
+
+
+#: A rule's kind → the kind of incident its alerts are about (grouped alerts become "group").
+_INCIDENT_KIND = {"event": "job", "stuck": "stuck", "burst": "burst", "share": "share"}
 
 
 def rule_files(paths: Iterable[str | Path]) -> list[Path]:

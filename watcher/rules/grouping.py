@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from watcher.events import Alert
+from watcher.events import MAX_MEMBERS, Alert
 from watcher.rules.burst import describe, group_values
 from watcher.rules.options import Grouping
 
@@ -85,10 +85,17 @@ def flush(group: Group, grouping: Grouping, now: datetime) -> tuple[Group | None
     return after, list(group.pending)
 
 
+def incident_of(group: Group) -> str:
+    """The incident a group's messages are about: the group, from its opening (a group that closed
+    and opens again later is a new incident)."""
+    return f"{group.key}|group@{group.opened.strftime('%Y%m%dT%H%M%SZ')}"
+
+
 def render(group: Group, alerts: list[Alert], now: datetime, seq: int) -> Alert:
-    """One message for ``alerts`` (the ones of a flush still to send); one alert is itself."""
+    """One message for ``alerts`` (the ones of a flush still to send); one alert is itself, as the group's."""
+    members = tuple(a.event for a in alerts[:MAX_MEMBERS])
     if len(alerts) == 1:
-        return alerts[0]
+        return msgspec.structs.replace(alerts[0], incident=incident_of(group), incident_kind="group", members=members)
     first, n = alerts[0], len(alerts)
     codes = Counter(a.event.error_code or NO_CODE for a in alerts)
     code_text = ", ".join(f"{code} ×{k}" for code, k in sorted(codes.items(), key=lambda c: (-c[1], c[0])))
@@ -111,6 +118,9 @@ def render(group: Group, alerts: list[Alert], now: datetime, seq: int) -> Alert:
         event=first.event,
         count=sum(a.count for a in alerts),
         fired_at=now,
+        incident=incident_of(group),
+        incident_kind="group",
+        members=members,
     )
 
 

@@ -47,6 +47,14 @@ class Grouping:
 
 
 @dataclass(frozen=True)
+class Step:
+    """One escalation step: ``after`` seconds past the incident's opening, reach ``tags``."""
+
+    after: float
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class RuleOptions:
     """Everything beyond "match and fire once"; the defaults are a plain event rule."""
 
@@ -59,6 +67,7 @@ class RuleOptions:
     share_min: float = 0.0
     grouping: Grouping | None = None
     inhibits: tuple[str, ...] = ()
+    escalate: tuple[Step, ...] = ()
 
     @property
     def window(self) -> str:
@@ -84,6 +93,7 @@ def compile_options(rule: SourceRule) -> RuleOptions:
         repeat=_duration(rule, "repeat", spec.repeat),
         grouping=_grouping(rule),
         inhibits=_inhibits(rule),
+        escalate=_escalate(rule),
     )
     if spec.burst is not None:
         b = spec.burst
@@ -139,6 +149,18 @@ def _grouping(rule: SourceRule) -> Grouping | None:
         wait=DEFAULT_GROUP_WAIT if wait is None else wait,
         interval=DEFAULT_GROUP_INTERVAL if interval is None else interval,
     )
+
+
+def _escalate(rule: SourceRule) -> tuple[Step, ...]:
+    steps = []
+    for i, step in enumerate(rule.spec.escalate):
+        after = _duration(rule, "escalate", step.after, f"escalate[{i}].after") or 0.0
+        if not step.tags:
+            raise rule.error("escalate", f"escalate[{i}].notify: name at least one tag to reach")
+        if steps and after <= steps[-1].after:
+            raise rule.error("escalate", f"escalate[{i}].after must be later than the step before it")
+        steps.append(Step(after=after, tags=tuple(step.tags)))
+    return tuple(steps)
 
 
 def _inhibits(rule: SourceRule) -> tuple[str, ...]:

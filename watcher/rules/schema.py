@@ -10,6 +10,8 @@ A rule file is a mapping with ``rules``, a list of :class:`RuleSpec`, and option
         severity: critical                 # critical | error | warning | info
         title: "{{ event.job_type }} failed in {{ event.project }}"
         group_by: [project_id, parent_job_id]   # one message per batch (see grouping.py)
+        escalate:                          # nobody acknowledged: reach further (see incidents/)
+          - {after: 15m, notify: [oncall-lead]}
       - name: desktop-creation-stuck
         when: RUNNING createDesktops
         for: 30m                           # stuck: held longer than this (see stuck.py)
@@ -69,6 +71,18 @@ class ShareSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     of: str = "parent"
 
 
+class EscalateSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One escalation step: ``{after: 15m, notify: [oncall-lead]}``, fired once if the incident is
+    still unacknowledged and unresolved that long after it opened."""
+
+    after: Duration
+    notify: str | tuple[str, ...]
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return (self.notify,) if isinstance(self.notify, str) else self.notify
+
+
 class SilenceSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One silence as written in a rule file: a CEL ``match`` and a time span."""
 
@@ -102,6 +116,7 @@ class RuleSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     group_wait: Duration | None = None
     group_interval: Duration | None = None
     inhibits: tuple[str, ...] = ()
+    escalate: tuple[EscalateSpec, ...] = ()
 
     @property
     def tags(self) -> tuple[str, ...]:

@@ -95,4 +95,4 @@ def _alert(rule: CompiledRule, event: JobEvent, n: int, seen: int, now: datetime
     ])  # fmt: skip
     key = alert_key(rule.name, event)
     extra = {"share": share, "seen": seen, "group": {"parent_job_id": event.parent_job_id or ""}}
-    return make_alert(rule, event, now, key=key, count=n, title=title, body=body, extra=extra)
+    return make_alert(rule, event, now, key=key, count=n, title=title, body=body, extra=extra, incident=key)

@@ -1,5 +1,6 @@
-"""The stateful rule stages of a running worker: stuck timers, bursts, shares, silences,
-inhibition, grouping.
+"""The evaluate stage: rules over events, with their state — stuck timers, bursts, shares,
+silences, inhibition, grouping. Each alert it admits goes to ``<prefix>.alerts`` keyed by its
+incident (:mod:`watcher.app.incidents` takes it from there).
 
 The live counterpart of :class:`watcher.rules.pipeline.DryRun` (the reference semantics),
 with its state in Kafka-backed Faust tables instead of dicts::
@@ -10,16 +11,16 @@ with its state in Kafka-backed Faust tables instead of dicts::
         new alerts → inhibitions they start → inhibitions topic (every worker reads it whole)
         each alert → silenced? inhibited? → decisions topic (recorded, not sent)
                    → grouped rule? → grouping(key=group) --[group agent]--> groups table
-                   → else → alerts(key=alert key) → notify (delivers each key once)
+                   → else → alerts(key=incident) → incidents (one page per incident)
     timer on every worker, its own partitions only:
         due stuck timers → stuck alerts (as above); due groups → one alert per flush
 
 Each table value records the partition it belongs to (the partition of the record that
 created it), so a worker's timer touches only the state of partitions it owns and writes
-that partition's changelog. Delivery stays exactly-once through deterministic keys: a
-stuck episode, its reminders (``KEY#n``, as :mod:`watcher.rules.dedup` names them) and each
-group flush (:func:`watcher.rules.grouping.render`) have stable keys, and the notifier
-delivers a key once however often it arrives. As in the dry run, the inhibitions a batch
+that partition's changelog. Replays stay harmless through deterministic keys: a stuck
+episode, its reminders (``KEY#n``, as :mod:`watcher.rules.dedup` names them) and each group
+flush (:func:`watcher.rules.grouping.render`) have stable keys, and an incident takes an alert
+key once however often it arrives. As in the dry run, the inhibitions a batch
 of new alerts starts are registered before any of them is admitted, so a burst mutes the
 very event that completed it.
 """
@@ -97,8 +98,8 @@ _timer_dec = msgspec.json.Decoder(TimerSlot)
 _group_dec = msgspec.json.Decoder(GroupSlot)
 
 
-class Stages:
-    """What the evaluate and grouping agents and the stage timer call; one per worker."""
+class EvaluateStage:
+    """What the evaluate, grouping, burst and share agents and the stage timer call; one per worker."""
 
     def __init__(
         self, app: Any, comps: Any, silences: SilenceBook, inhibitions: InhibitionBook, *, timers: Any,
@@ -182,7 +183,11 @@ class Stages:
             key, _ = grouping.group_key(alert, rule.options.grouping)
             await self.grouping_topic.send(key=key.encode(), value=ev.encode(alert))
             return
-        await self.alerts_topic.send(key=alert.key.encode(), value=ev.encode(alert))
+        await self.publish(alert)
+
+    async def publish(self, alert: ev.Alert) -> None:
+        """An admitted alert, on to its incident (the alerts topic is keyed by incident)."""
+        await self.alerts_topic.send(key=(alert.incident or alert.key).encode(), value=ev.encode(alert))
 
     async def _record(self, alert: ev.Alert, result: Any, reason: str, now: datetime) -> None:
         log.info("alert %s %s: %s", alert.key, result, reason)
@@ -233,7 +238,7 @@ class Stages:
         rule = self.by_name.get(alert.rule)
         spec = rule.options.grouping if rule else None
         if spec is None:  # the rule lost its group_by (a rules reload): send as it is
-            await self.alerts_topic.send(key=alert.key.encode(), value=ev.encode(alert))
+            await self.publish(alert)
             return
         key, _ = grouping.group_key(alert, spec)
         raw = self.groups.get(key)
@@ -271,7 +276,7 @@ class Stages:
             for alert in alerts:
                 sends = state.timers[alert.rule].sends
                 if sends > 1:  # a reminder: a new key, as dedup.admit names it
-                    alert = msgspec.structs.replace(alert, key=f"{alert.key}#{sends}")
+                    alert = msgspec.structs.replace(alert, key=f"{alert.key}#{sends}", repeat=sends - 1)
                 produced.append((by_name[alert.rule], alert))
             await self.admit_all(produced, now)
         mine = self._owned(self.bursts_topic)
@@ -312,8 +317,8 @@ class Stages:
         if keep:
             message = grouping.render(after, keep, now, after.flushes)
             # Sent before the changelog: a crash in between re-flushes under the same key,
-            # which the notifier delivers once.
-            await self.alerts_topic.send(key=message.key.encode(), value=ev.encode(message))
+            # which its incident takes once.
+            await self.publish(message)
         self.groups.send_changelog(slot.partition, key, self.groups.data.get(key))
 
 

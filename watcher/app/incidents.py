@@ -1,0 +1,239 @@
+"""The incident stage: alerts and actions in, incidents kept in Kafka, notifications out.
+
+Where it sits: rules → alerts(key = incident) → **incidents** → notifications(key = incident) →
+notify. The pure decisions are in :mod:`watcher.incidents.model`; this object holds the state:
+
+* the ``<prefix>-incidents`` table (incident id → :class:`~watcher.events.Incident`), each row in
+  the partition its alerts arrive on (alerts, actions and notifications are all keyed by incident
+  id, so one worker owns everything about an incident);
+* a lock: the agent's batches and the escalation timer change the same rows.
+
+Order, for at-least-once without a second page: a batch's notifications are produced and acked
+first, the incident rows written after. A crash in between replays the batch against the old
+rows, which yields the same notification keys (delivered once per target by the notify stage's
+marks); a crash after leaves rows that already hold the alert keys, so the replay is a no-op.
+
+Actions (``ack``, ``unack``, ``snooze``, ``silence``) come from Slack, the HTTP endpoint, the CLI
+and the status page through ``<prefix>.actions``; a ``silence`` also creates the silence
+(``rule`` and job type of the incident, for the chosen time) on ``<prefix>.silences``.
+
+Incidents leave the table ``[incidents] retention`` after their last change once resolved, or
+after ``keep`` if nobody ever resolves them (a failed job's incident stays until then).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+from aiokafka.partitioner import murmur2
+
+from watcher import events as ev
+from watcher.incidents import escalation
+from watcher.incidents.model import Intent, apply_action, apply_alert, escalate, notifications
+from watcher.rules.silence import Silence
+
+log = logging.getLogger("watcher.app")
+
+_dec = msgspec.json.Decoder(ev.Incident)
+_silence_enc = msgspec.json.Encoder()
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives ``key`` (what the producer chose for it)."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def similar_silence(incident: ev.Incident, action: ev.Action) -> Silence:
+    """The silence "Silence similar" makes: this incident's rule and job type, for the chosen time."""
+    job_type = incident.jobs[0].job_type if incident.jobs else ""
+    match = f'rule == "{_cel(incident.rule)}"' + (f' && job_type == "{_cel(job_type)}"' if job_type else "")
+    return Silence(
+        id=action.silence_id or f"s-{action.id}", match=match, starts=action.at, ends=action.until,
+        comment=f"silence similar to incident {incident.id}", created_by=action.by, origin=action.via,
+    )  # fmt: skip
+
+
+def _cel(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+class IncidentStage:
+    """Keeps incidents and says what to notify (see the module docstring)."""
+
+    def __init__(
+        self, *, comps: Any, table: Any, notifications_topic: Any, silences_topic: Any, partitions: int,
+        owned: Callable[[], set[int] | None], retention: float = 86400.0, keep: float = 7 * 86400.0,
+    ) -> None:  # fmt: skip
+        self.comps, self.table, self.partitions, self.owned = comps, table, partitions, owned
+        self.notifications_topic, self.silences_topic = notifications_topic, silences_topic
+        self.retention, self.keep = retention, keep
+        self.lock = asyncio.Lock()
+        # When each incident of this worker's partitions may next escalate: the timer looks only here.
+        self._due: dict[str, tuple[int, datetime]] = {}
+        self._indexed: frozenset[int] | None = None
+
+    # -- the table ---------------------------------------------------------------------------
+
+    def get(self, incident_id: str) -> ev.Incident | None:
+        raw = self.table.data.get(incident_id)
+        return _dec.decode(raw) if raw else None
+
+    def _put(self, incident: ev.Incident | None, incident_id: str, partition: int) -> None:
+        value = ev.encode(incident).decode() if incident is not None else None
+        if value is None:
+            self.table.data.pop(incident_id, None)
+        else:
+            self.table.data[incident_id] = value
+        self.table.send_changelog(partition, incident_id, value)
+        self._index(incident_id, partition, incident)
+
+    def _steps(self, rule_name: str) -> tuple[Any, ...]:
+        ruleset = self.comps.ruleset()
+        if getattr(self, "_rules_of", None) is not ruleset:
+            self._rules_of, self._by_name = ruleset, {r.name: r for r in ruleset.rules}
+        rule = self._by_name.get(rule_name)
+        return rule.options.escalate if rule is not None else ()
+
+    def rules_changed(self) -> None:
+        """Reloaded rules may escalate differently: rebuild the index at the next tick."""
+        self._indexed = None
+
+    def _index(self, incident_id: str, partition: int, incident: ev.Incident | None) -> None:
+        due = escalation.due_at(incident, self._steps(incident.rule)) if incident is not None else None
+        if due is None:
+            self._due.pop(incident_id, None)
+        else:
+            self._due[incident_id] = (partition, due)
+
+    def _reindex(self, parts: set[int]) -> None:
+        self._due.clear()
+        for incident_id, raw in list(self.table.data.items()):
+            if raw and (partition := partition_of(incident_id, self.partitions)) in parts:
+                self._index(incident_id, partition, _dec.decode(raw))
+        self._indexed = frozenset(parts)
+
+    # -- the agent ---------------------------------------------------------------------------
+
+    async def on_records(self, records: Iterable[tuple[int, ev.AnyRecord]]) -> int:
+        """One batch of alerts and actions (with their partitions); notifications made."""
+        async with self.lock:
+            now = datetime.now(UTC)
+            work: dict[str, tuple[int, ev.Incident | None, ev.Incident | None, list[Intent]]] = {}
+            silences: list[Silence] = []
+            for partition, record in records:
+                if isinstance(record, ev.Alert):
+                    incident_id = record.incident or record.key
+                    if not record.incident:  # written before incidents existed: its own incident
+                        record = msgspec.structs.replace(record, incident=incident_id)
+                elif isinstance(record, ev.Action):
+                    incident_id = record.incident
+                else:
+                    continue
+                _, before, current, intents = work.get(incident_id) or (partition, *(2 * (self.get(incident_id),)), [])
+                if isinstance(record, ev.Alert):
+                    current, said = apply_alert(current, record, now)
+                    self.comps.stats.fired += 1
+                else:
+                    if record.kind == "silence" and current is not None and record.id not in _actions(current):
+                        silences.append(similar_silence(current, record))
+                    if current is None:
+                        log.warning("action %s on unknown incident %s ignored", record.kind, incident_id)
+                    current, said = apply_action(current, record, now)
+                work[incident_id] = (partition, before, current, [*intents, *said])
+            return await self._commit(work, silences, now)
+
+    async def _commit(
+        self, work: dict[str, tuple[int, ev.Incident | None, ev.Incident | None, list[Intent]]],
+        silences: list[Silence], now: datetime,
+    ) -> int:  # fmt: skip
+        sent: list[Any] = []
+        rows: list[tuple[str, int, ev.Incident | None]] = []
+        made = 0
+        for silence in silences:
+            sent.append(await self.silences_topic.send(key=silence.id.encode(), value=_silence_enc.encode(silence)))
+        for incident_id, (partition, before, current, intents) in work.items():
+            if current is None or current == before:
+                continue
+            if intents:
+                current, notes = notifications(current, intents, now)
+                for note in notes:
+                    self._count(note)
+                    sent.append(await self.notifications_topic.send(key=incident_id.encode(), value=ev.encode(note)))
+                made += len(notes)
+            rows.append((incident_id, partition, current))
+        await asyncio.gather(*sent)  # every notification durable before a row says it was made
+        for incident_id, partition, incident in rows:
+            self._put(incident, incident_id, partition)
+        return made
+
+    def _count(self, note: ev.Notification) -> None:
+        stats = self.comps.stats
+        if note.kind == "open":
+            stats.opened += 1
+        elif note.kind == "resolve":
+            stats.resolved += 1
+        elif note.audience == "editable":
+            stats.updated += 1
+        log.info("incident %s: %s (%s) %s", note.incident.id, note.kind, note.audience, note.change)
+
+    # -- the timer ---------------------------------------------------------------------------
+
+    def _mine(self) -> set[int] | None:
+        return self.owned()
+
+    async def tick(self, now: datetime | None = None) -> int:
+        """Fire the escalation steps that are due, on the incidents of this worker's partitions."""
+        parts = self._mine()
+        if parts is None:
+            return 0
+        rules = {r.name: r for r in self.comps.ruleset().rules}
+        if not any(r.options.escalate for r in rules.values()):
+            return 0
+        now = now or datetime.now(UTC)
+        async with self.lock:
+            if self._indexed != frozenset(parts):  # partitions moved (or rules reloaded): look again
+                self._reindex(parts)
+            work: dict[str, tuple[int, ev.Incident | None, ev.Incident | None, list[Intent]]] = {}
+            for incident_id, (partition, due) in list(self._due.items()):
+                if due > now or partition not in parts:
+                    continue
+                incident = self.get(incident_id)
+                if incident is None:
+                    continue
+                rule = rules.get(incident.rule)
+                steps = rule.options.escalate if rule else ()
+                step = escalation.due_step(incident, steps, now)
+                if step is None:
+                    continue
+                after, intent = escalate(incident, step, steps[step].tags, steps[step].after, now)
+                work[incident_id] = (partition, incident, after, [intent])
+                self.comps.stats.escalated += 1
+            return await self._commit(work, [], now) if work else 0
+
+    def evict(self, now: datetime | None = None) -> int:
+        """Forget incidents of this worker's partitions that are long over."""
+        parts = self._mine()
+        if parts is None:
+            return 0
+        now = now or datetime.now(UTC)
+        dropped = 0
+        for incident_id, raw in list(self.table.data.items()):
+            if not raw or (partition := partition_of(incident_id, self.partitions)) not in parts:
+                continue
+            incident = _dec.decode(raw)
+            age = now - incident.updated_at
+            if (incident.state == "resolved" and age > timedelta(seconds=self.retention)) or age > timedelta(
+                seconds=self.keep
+            ):
+                self._put(None, incident_id, partition)
+                dropped += 1
+        return dropped
+
+
+def _actions(incident: ev.Incident) -> set[str]:
+    return {k[len("action:"):] for k in incident.alerts if k.startswith("action:")}

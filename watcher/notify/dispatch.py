@@ -1,0 +1,51 @@
+"""Routing notifications to channels by tag: which targets hear a notification.
+
+A notification reaches the channels whose tags meet its own: the escalation step's tags when it
+has them, else its incident's (the rule's ``notify``), else ``[notify] default_tags``. A channel
+tagged ``always`` hears everything (Apprise's own convention). An ``editable`` notification (an
+update that is no new failure) reaches only the channels that edit a sent message in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from watcher.events import Notification
+from watcher.notify.apprise_channel import AppriseChannel
+from watcher.notify.channel import Channel
+
+ALWAYS = "always"
+
+
+class Channels:
+    """Every configured channel, and the routing over them."""
+
+    def __init__(self, notifier: object, extra: Sequence[Channel] = (), paces: dict[str, float] | None = None) -> None:
+        self.notifier = notifier
+        targets = getattr(notifier, "targets", ())
+        self.channels: list[Channel] = [AppriseChannel(t, notifier, (paces or {}).get(t.id)) for t in targets]
+        self.channels += list(extra)
+        self.default_tags: tuple[str, ...] = tuple(getattr(getattr(notifier, "config", None), "default_tags", ()))
+
+    def __iter__(self) -> Iterable[Channel]:  # type: ignore[override]
+        return iter(self.channels)
+
+    def by_id(self, channel_id: str) -> Channel | None:
+        return next((c for c in self.channels if c.id == channel_id), None)
+
+    def find(self, tags: Iterable[str]) -> list[Channel]:
+        wanted = set(tags)
+        return [c for c in self.channels if c.tags & wanted or ALWAYS in c.tags]
+
+    def wanted(self, notification: Notification) -> tuple[str, ...]:
+        return notification.tags or notification.incident.tags or self.default_tags
+
+    def route(self, notification: Notification) -> list[Channel]:
+        hits = self.find(self.wanted(notification))
+        if notification.audience == "editable":
+            hits = [c for c in hits if c.editable]
+        return hits
+
+    async def close(self) -> None:
+        for channel in self.channels:
+            await channel.close()
