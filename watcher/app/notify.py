@@ -78,14 +78,16 @@ class NotifyStage:
 
     async def on_batch(self, records: Iterable[tuple[int, int, ev.Notification]]) -> None:
         """Start each notification's delivery; wait for them up to ``inline_seconds``."""
-        started = []
+        started: dict[asyncio.Task[None], str] = {}
         for partition, offset, n in records:
             self.seen[partition] = max(self.seen.get(partition, 0), offset + 1)
             task = self.start(n, partition)
             if task is not None:
-                started.append(task)
+                started[task] = n.key
         if started:
-            await asyncio.wait(started, timeout=self.budget.inline_seconds)
+            _, pending = await asyncio.wait(started, timeout=self.budget.inline_seconds)
+            for task in pending:
+                log.info("notification %s: targets still retrying, going on off the queue", started[task])
 
     def start(self, n: ev.Notification, partition: int) -> asyncio.Task[None] | None:
         """Begin delivering ``n`` unless it is settled or already under way; its task."""
