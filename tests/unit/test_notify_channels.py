@@ -249,3 +249,20 @@ def test_silence_similar_matches_this_rule_and_job_type_only() -> None:
     assert matches(silence, alert(inc.rule, hostile))
     assert not matches(silence, alert(inc.rule, "x"))
     assert not matches(silence, alert("other", hostile))
+
+
+def test_readme_channel_config_is_valid() -> None:
+    """The README's "Incident cards, webhooks and threaded mail" config decodes and builds."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = re.search(r"^## Incident cards, webhooks and threaded mail\n(.*?)^## ", readme, re.M | re.S)
+    assert section
+    text = re.search(r"```toml\n(.*?)```", section.group(1), re.S).group(1)  # type: ignore[union-attr]
+    cfg = parse_config(text, "README.md")
+    check_notify_targets(cfg, text)
+    channels = ChannelSet.build(cfg.notify, cfg.slack, ENV)
+    assert [c.id for c in channels.channels] == [
+        "slack://C0123456789", "https://hooks.example.com/watcher", "mailto://relay.internal/oncall%40example.com"]
+    assert cfg.notify.links == {"evs": "https://console.example.com/evs/?region={region}#/jobs/{job_id}"}
