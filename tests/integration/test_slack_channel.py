@@ -13,6 +13,7 @@ import pytest
 
 from tests.fakes.incidents import incident, job, note
 from tests.fakes.slack import FakeSlack
+from watcher.errors import ConfigError
 from watcher.notify.channel import Channel
 from watcher.notify.config import NotifyTarget
 from watcher.notify.slack import SlackApp, SlackChannel
@@ -137,6 +138,18 @@ async def test_failures_are_classified(slack: FakeSlack, app: SlackApp) -> None:
         await dead.close()
     assert (r.ok, r.reason, r.retryable) == (False, "connection", True)
     assert slack.top_level() == []
+
+
+async def test_verify_checks_the_bot_token(slack: FakeSlack, app: SlackApp) -> None:
+    assert await app.verify() == "Fake Team / watcher"
+    wrong = SlackApp("xoxb-wrong-token-0000000000", base_url=slack.base_url)
+    try:
+        with pytest.raises(ConfigError) as err:
+            await wrong.verify()
+    finally:
+        await wrong.close()
+    assert str(err.value) == "<config>: slack.bot_token_env: Slack refused the bot token: invalid_auth"
+    assert [c.method for c in slack.calls] == ["auth.test", "auth.test"]
 
 
 async def test_a_deleted_card_is_posted_again(slack: FakeSlack, app: SlackApp) -> None:

@@ -16,6 +16,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from tests.fakes.incidents import incident
 from tests.fakes.slack import FakeSlack, block_actions
+from watcher.errors import ConfigError
 from watcher.events import Action
 from watcher.notify.interact import InteractionEndpoint, SocketModeInteractions
 from watcher.sinks import free_port
@@ -93,6 +94,14 @@ async def test_socket_mode_click_that_cannot_be_recorded_is_not_acked(slack: Fak
         assert [a.kind for a in failing.actions] == ["snooze"]
     finally:
         await listener.close()
+
+
+async def test_a_refused_app_token_is_a_config_error(slack: FakeSlack) -> None:
+    listener = SocketModeInteractions("xapp-not-the-token-000000", Recorder(), base_url=slack.base_url)
+    with pytest.raises(ConfigError) as err:
+        await listener.start()
+    assert str(err.value) == "<config>: slack.app_token_env: Slack refused the app-level token: invalid_auth"
+    await listener.close()
 
 
 # -- HTTP ----------------------------------------------------------------------------------------

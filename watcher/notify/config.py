@@ -115,9 +115,11 @@ class NotifyTarget(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         return mask_url(self.url)
 
     def __repr__(self) -> str:
+        where = f"channel={self.channel!r}" if self.kind == "slack" else f"url={self.display()!r}"
+        kind = "" if self.kind == "apprise" else f"kind={self.kind!r}, "
         extra = f", secret_env={self.secret_env!r}" if self.secret_env else ""
         extra += f", pace={self.pace!r}" if self.pace is not None else ""
-        return f"NotifyTarget(kind={self.kind!r}, target={self.display()!r}, tags={self.tags!r}{extra})"
+        return f"NotifyTarget({kind}{where}, tags={self.tags!r}{extra})"
 
     __str__ = __repr__
 

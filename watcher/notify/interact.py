@@ -39,10 +39,12 @@ from urllib.parse import parse_qs
 
 import msgspec
 from aiohttp import web
+from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import Clock, SignatureVerifier
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
+from watcher.errors import ConfigError
 from watcher.events import Action
 from watcher.notify.cards import ACTIONS
 from watcher.notify.config import SlackConfig
@@ -147,12 +149,19 @@ class SocketModeInteractions:
         return f"SocketModeInteractions(base_url={self.base_url!r})"
 
     async def start(self) -> None:
-        """Open the websocket (``apps.connections.open``, then connect); reconnects on its own."""
+        """Open the websocket (``apps.connections.open``, then connect); reconnects on its own.
+        Raises ConfigError if Slack refuses the app-level token."""
         from slack_sdk.socket_mode.aiohttp import SocketModeClient
         from slack_sdk.web.async_client import AsyncWebClient
 
         web_client = AsyncWebClient(base_url=self.base_url, logger=self.logger)
+        try:  # first URL by hand: the SDK's connect() would retry a refused token forever
+            answer = await web_client.apps_connections_open(app_token=self._token)
+        except SlackApiError as e:
+            raise ConfigError(f"Slack refused the app-level token: {e.response.get('error', 'unknown')}",
+                              key="slack.app_token_env") from None
         self._client = SocketModeClient(app_token=self._token, web_client=web_client, logger=self.logger)
+        self._client.wss_uri = str(answer["url"])
         self._client.socket_mode_request_listeners.append(self._on_request)
         await self._client.connect()
 
