@@ -9,6 +9,8 @@ never in the file: AK/SK come from the SDK's variables (``HUAWEICLOUD_SDK_AK``,
 from __future__ import annotations
 
 import re
+import string
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -17,7 +19,7 @@ import msgspec
 from watcher.duration import parse_duration
 from watcher.errors import ConfigError
 from watcher.events import SOURCES
-from watcher.notify.config import NotifyConfig
+from watcher.notify.config import NotifyConfig, SlackConfig
 from watcher.notify.redact import mask_url
 from watcher.sources.base import Target
 
@@ -119,6 +121,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     watch: tuple[WatchConfig, ...] = ()
     rules: RulesConfig = RulesConfig()
     notify: NotifyConfig = NotifyConfig()
+    slack: SlackConfig = SlackConfig()
     app: AppConfig = AppConfig()
     health: HealthConfig = HealthConfig()
     path: str = ""
@@ -155,7 +158,11 @@ _DURATION_KEYS = {
 
 _PATH = re.compile(r"at `\$\.([^`]*)`")
 #: The choices of each Literal field, so a bad value's message says what was expected.
-_CHOICES: dict[str, tuple[str, ...]] = {"api_version": get_args(ApiVersion)}
+_CHOICES: dict[str, tuple[str, ...]] = {"api_version": get_args(ApiVersion), "kind": ("apprise", "slack", "webhook")}
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SLACK_CHANNEL = re.compile(r"^(?:[CGD][A-Z0-9]{6,}|#[a-z0-9][a-z0-9_\-]{0,79})$")
+_SLACK_GROUP = re.compile(r"^S[A-Z0-9]{6,}$")
+_LINK_FIELDS = frozenset({"region", "project_id", "job_id", "parent_job_id", "source"})
 _TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 _SEGMENT = re.compile(r"([^.\[\]]+)(?:\[(\d+)\])?")
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]*?)\s*\]\]?")
@@ -261,6 +268,57 @@ def _validate(cfg: Config, text: str, file: str) -> None:
     for svc in cfg.cloud.endpoints:
         if svc not in ("workspace", "workspaceapp", "evs"):
             fail(f"cloud.endpoints.{svc}", "unknown service; expected workspace, workspaceapp or evs")
+    _validate_channels(cfg, fail)
+
+
+def _validate_channels(cfg: Config, fail: Callable[[str, str], None]) -> None:
+    """``[[notify.targets]]`` of each kind have the keys that kind needs (and no others);
+    ``[slack]`` names environment variables, not tokens. Never quotes a URL: it may hold a secret."""
+    for i, t in enumerate(cfg.notify.targets):
+        at = f"notify.targets[{i}]"
+        wrong = {"apprise": ("channel", "mention_group", "secret_env"), "slack": ("url", "secret_env"),
+                 "webhook": ("channel", "mention_group")}[t.kind]  # fmt: skip
+        for key in wrong:
+            if getattr(t, key):
+                fail(f"{at}.{key}", f"not used by a {t.kind!r} target; remove it")
+        if t.kind in ("apprise", "webhook") and not t.url:
+            fail(f"{at}.url", f"a {t.kind!r} target needs a url")
+        if t.kind == "webhook":
+            if t.scheme not in ("http", "https") or "://" not in t.url or not t.url.split("://", 1)[1].strip("/"):
+                fail(f"{at}.url", "a webhook url must be http:// or https:// with a host")
+            if not t.secret_env:
+                fail(f"{at}.secret_env", "name the environment variable that holds the HMAC signing secret")
+            if not _ENV_NAME.match(t.secret_env):
+                fail(f"{at}.secret_env", "must be an environment variable name (letters, digits, _), not the secret")
+        if t.kind == "slack":
+            if not t.channel:
+                fail(f"{at}.channel", "a slack target needs a channel: its id (C0123456789) or #name")
+            if not _SLACK_CHANNEL.match(t.channel):
+                fail(f"{at}.channel", "expected a channel id (C0123456789) or #name (lower case)")
+            if t.mention_group and not _SLACK_GROUP.match(t.mention_group):
+                fail(f"{at}.mention_group", "expected a Slack user group id (S0123ABCD)")
+    slack = cfg.slack
+    for key in ("bot_token_env", "app_token_env", "signing_secret_env"):
+        if not _ENV_NAME.match(getattr(slack, key)):
+            fail(f"slack.{key}", "must be an environment variable name (letters, digits, _), not the token")
+    if slack.interactions_path and not slack.interactions_path.startswith("/"):
+        fail("slack.interactions_path", "must be a path starting with / (e.g. /slack/interactions)")
+    if not re.match(r"^https?://[^/\s]+", slack.base_url):
+        fail("slack.base_url", "must be an http:// or https:// URL")
+    for source, template in cfg.notify.links.items():
+        key = f"notify.links.{source}"
+        if source not in SOURCES:
+            fail(key, f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
+        if not template.startswith(("https://", "http://")):
+            fail(key, "a link template must be an http:// or https:// URL")
+        try:
+            names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        except ValueError as e:
+            fail(key, f"not a valid template: {e}")
+        else:
+            unknown = sorted(names - _LINK_FIELDS)
+            if unknown:
+                fail(key, f"unknown placeholder {{{unknown[0]}}}; expected {', '.join(sorted(_LINK_FIELDS))}")
 
 
 def check_notify_targets(cfg: Config, text: str | None = None) -> None:
@@ -278,7 +336,7 @@ def check_notify_targets(cfg: Config, text: str | None = None) -> None:
         except OSError:
             text = ""
     for i, target in enumerate(cfg.notify.targets):
-        if mask_url(target.url) == REDACTED:
+        if target.kind == "apprise" and mask_url(target.url) == REDACTED:
             key = f"notify.targets[{i}].url"
             scheme = target.url.split("://", 1)[0] if "://" in target.url else ""
             what = f"unknown scheme {scheme + '://'!r} or malformed URL" if scheme else "no scheme:// in the URL"

@@ -31,16 +31,19 @@ class Received:
     path: str
     body: Any
     raw: bytes
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class WebhookSink:
-    """Records every POST; answers ``fail_status`` while ``fail_next`` > 0 or ``fail_always``."""
+    """Records every POST; answers ``fail_status`` while ``fail_next`` > 0 or ``fail_always``
+    (with ``fail_headers``, e.g. a Retry-After)."""
 
     on_receive: Callable[[Received], None] | None = None
     fail_next: int = 0
     fail_always: bool = False
     fail_status: int = 500
+    fail_headers: dict[str, str] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     attempts: int = 0
     port: int = 0
@@ -51,12 +54,12 @@ class WebhookSink:
         self.attempts += 1
         if self.fail_always or self.fail_next > 0:
             self.fail_next = max(0, self.fail_next - 1)
-            return web.Response(status=self.fail_status, text="sink failing on purpose")
+            return web.Response(status=self.fail_status, text="sink failing on purpose", headers=self.fail_headers)
         try:
             body: Any = json.loads(raw)
         except ValueError:
             body = raw.decode(errors="replace")
-        rec = Received(path=request.path, body=body, raw=raw)
+        rec = Received(path=request.path, body=body, raw=raw, headers=dict(request.headers))
         self.received.append(rec)
         if self.on_receive:
             self.on_receive(rec)

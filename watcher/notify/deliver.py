@@ -68,6 +68,8 @@ class Notifier:
         self.asset = apprise.AppriseAsset(app_id="watcher", app_desc="Huawei Cloud job watcher")
         loaded: list[tuple[Any, str | None]] = []
         for i, target in enumerate(config.targets):
+            if target.kind != "apprise":
+                continue  # Slack and webhook targets are channels of their own (watcher.notify.channel)
             # Untagged targets get the default route, else nothing could ever reach them.
             tags = list(target.tags or config.default_tags)
             # Learn the URL's secrets before Apprise parses it: parsing logs (at DEBUG).
@@ -75,6 +77,8 @@ class Notifier:
             plugin = apprise.Apprise.instantiate(target.url, asset=self.asset, tag=tags)
             if plugin is None:
                 raise ConfigError(f"not a usable Apprise URL: {mask_url(target.url)}", key=f"notify.targets[{i}].url")
+            # Apprise paces each plugin instance itself (5.5 s for mail); the target's pace replaces it.
+            plugin.request_rate_per_sec = target.pace_seconds(getattr(plugin, "request_rate_per_sec", 0.0))
             loaded.append((plugin, target.url))
         if config.apprise_config:
             loaded.extend((plugin, None) for plugin in self._load_apprise_config(config.apprise_config))

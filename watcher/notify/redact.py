@@ -67,6 +67,21 @@ def mask_url(url: str) -> str:
     return REDACTED if plugin is None else mask_plugin(plugin)
 
 
+def mask_http_url(url: str) -> str:
+    """The safe display form of a plain http(s) URL (a ``kind = "webhook"`` target): scheme,
+    host and port, the path with token-like segments shortened; no user info, no query."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return REDACTED
+    if parts.scheme not in ("http", "https") or not host:
+        return REDACTED
+    path = "/".join(seg[:3] + "…" if _looks_secret(seg) else seg for seg in parts.path.split("/"))
+    return f"{parts.scheme}://{host}{port}{path}"
+
+
 def _words(value: str) -> list[str]:
     """The long words of a header value ("Bearer abc…" → the token, not the scheme)."""
     return [word for word in value.split() if len(word) >= 8]
@@ -148,8 +163,10 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 _redactor = _Redactor()
 #: Loggers that see our request URLs: Apprise's own, and urllib3's (under requests), which
 #: logs ``"POST /services/T…/B…/token HTTP/1.1" 200`` at DEBUG. urllib3 keeps its level —
-#: other libraries log through it too — but gets the redacting filter.
-_GUARDED = ("apprise", "urllib3.connectionpool")
+#: other libraries log through it too — but gets the redacting filter; so do httpx (webhook
+#: targets' URLs). A logger filter does not apply to child loggers: slack-sdk's clients are
+#: given a logger of ours instead (:func:`guarded_logger`).
+_GUARDED = ("apprise", "urllib3.connectionpool", "httpx")
 _installed = False
 
 
@@ -168,6 +185,16 @@ def guard_apprise_logging(secrets: Iterable[str] = ()) -> None:
             logging.getLogger(name).addFilter(_redactor)
         _installed = True
     _redactor.add(secrets)
+
+
+def guarded_logger(name: str, secrets: Iterable[str] = ()) -> logging.Logger:
+    """The logger ``name`` with the redacting filter on it, and ``secrets`` learned: hand it to
+    third-party clients that take a logger (slack-sdk) so nothing they log shows a token."""
+    guard_apprise_logging(secrets)
+    log = logging.getLogger(name)
+    if _redactor not in log.filters:
+        log.addFilter(_redactor)
+    return log
 
 
 def known_secrets() -> frozenset[str]:

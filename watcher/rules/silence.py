@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +31,7 @@ import msgspec
 
 from watcher.duration import parse_duration
 from watcher.errors import RuleError
-from watcher.events import Alert
+from watcher.events import Alert, Incident
 from watcher.rules import marks
 from watcher.rules.expr import compile_expression, make_context
 from watcher.rules.fields import event_context
@@ -103,6 +104,32 @@ def new_silence(
     ends = now + timedelta(seconds=parse_duration(duration)) if duration is not None else None
     sid = id or hashlib.sha256(f"{match}\x00{now.isoformat()}".encode()).hexdigest()[:12]
     return Silence(id=sid, match=match, starts=now, ends=ends, comment=comment, created_by=created_by, origin="cli")
+
+
+def cel_string(value: str) -> str:
+    """``value`` as a CEL string literal. JSON's escapes (``\\"``, ``\\\\``, ``\\uXXXX`` for controls)
+    are CEL's too, so hostile text (a job type from the cloud) stays one literal."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def similar_match(rule: str, job_types: Iterable[str]) -> str:
+    """The match of "Silence similar": this rule and these job types (any, when none is known)."""
+    types = sorted({t for t in job_types if t})
+    expr = f"rule == {cel_string(rule)}"
+    if len(types) == 1:
+        expr += f" && job_type == {cel_string(types[0])}"
+    elif types:
+        expr += f" && job_type in [{', '.join(cel_string(t) for t in types)}]"
+    return expr
+
+
+def similar_silence(incident: Incident, *, id: str, by: str, at: datetime, until: datetime) -> Silence:
+    """The silence a "Silence similar" click on ``incident``'s card creates: its rule and job
+    type(s), from ``at`` to ``until``, ``created_by`` the clicker (an ``Action`` with kind silence)."""
+    match = similar_match(incident.rule, (j.job_type for j in incident.jobs))
+    compiled(match)
+    return Silence(id=id, match=match, starts=at, ends=until, comment=f"silence similar to incident {incident.id}",
+                   created_by=by, origin="slack")
 
 
 def expire(silence: Silence, now: datetime) -> Silence:
