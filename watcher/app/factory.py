@@ -51,6 +51,7 @@ from watcher.app.reload import RuleReloader, refused_alert
 from watcher.app.status import WORKER, StatusBoard
 from watcher.app.topics import committed_offsets, read_from
 from watcher.config import Config
+from watcher.notify.channels import ChannelSet, build_interactions
 from watcher.notify.dispatch import Channels
 from watcher.poller.loop import Intervals
 from watcher.poller.outbox import Outbox
@@ -223,6 +224,10 @@ def build_app(
     async def committed(parts: set[int]) -> dict[int, int]:
         return await committed_offsets(bootstrap, config.app.id, notifications_topic.get_topic_name(), parts)
 
+    if not channels:  # Slack, signed webhooks, threaded mail (tokens and secrets from the environment)
+        channel_set = ChannelSet.build(config.notify, config.slack)
+        channels = channel_set.channels
+        app.watcher_channel_set = channel_set  # type: ignore[attr-defined]
     notify = NotifyStage(
         comps=comps, channels=Channels(comps.notifier, channels), delivered=delivered, refs=refs,
         dlq_topic=dlq_topic, budget=config.notify.retry, owned=owned(notifications_topic), reread=reread,
@@ -234,6 +239,13 @@ def build_app(
 
     board = StatusBoard(publish_status)
     poll.outcomes.append(board.observe)
+
+    async def publish_action(action: ev.Action) -> None:  # a click, a CLI or UI action: durable before "ok"
+        await (await actions_topic.send(key=action.incident.encode(), value=ev.encode(action)))
+
+    socket, endpoint = build_interactions(config.notify, config.slack, publish_action)
+    app.watcher_interactions = endpoint  # type: ignore[attr-defined]  # mounted on the web server (runner)
+    app.watcher_publish_action = publish_action  # type: ignore[attr-defined]
 
     def install_rules(ruleset: Any, file_silences: list[Any]) -> None:
         comps.replace_ruleset(ruleset)
@@ -389,9 +401,20 @@ def build_app(
         )  # fmt: skip
         await board.offer(f"worker:{WORKER}", worker)
 
+    if socket is not None:
+
+        @app.task
+        async def slack_socket_mode() -> None:  # clicks on the cards, without a public URL
+            await socket.start()
+
     @app.on_before_shutdown.connect
     async def finish_deliveries(_: Any, **__: Any) -> None:
         await notify.stop()
+        if socket is not None:
+            await socket.close()
+        channel_set = getattr(app, "watcher_channel_set", None)
+        if channel_set is not None:
+            await channel_set.close()
 
     app.watcher_started = time.time()  # type: ignore[attr-defined]
     return app

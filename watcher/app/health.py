@@ -8,6 +8,8 @@ loopback address only: put a reverse proxy or a sidecar in front to expose it.
   has partitions assigned; 503 with the reason otherwise (readiness).
 * ``/metrics`` — Prometheus text format from the worker's own registry
   (:mod:`watcher.app.metrics`).
+* ``[slack] interactions_path`` (when set) — Slack's interactivity requests, each checked
+  against Slack's signature before anything else (:mod:`watcher.notify.interact`).
 
 It is registered as the app's web server (``app.web_server``), which keeps Faust's own
 web stack off the port, and is handed to the worker as a service of its own, so it is up
@@ -59,9 +61,11 @@ def consumer_lag(app: Any) -> Iterator[tuple[str, int, int]]:
 class WebServer(Service):
     """A tiny aiohttp server for the three endpoints."""
 
-    def __init__(self, metrics: Metrics, port: int, app: Any = None, host: str = "127.0.0.1", **kw: Any) -> None:
+    def __init__(self, metrics: Metrics, port: int, app: Any = None, host: str = "127.0.0.1",
+                 interactions: tuple[str, Any] | None = None, **kw: Any) -> None:  # fmt: skip
         super().__init__(**kw)
         self.metrics, self.port, self.host, self.faust_app = metrics, port, host, app
+        self.interactions = interactions  # (path, InteractionEndpoint): Slack's signed HTTP clicks
         self._runner: web.AppRunner | None = None
         if app is not None:
             metrics.lag_source = lambda: consumer_lag(app)
@@ -87,6 +91,10 @@ class WebServer(Service):
         http.router.add_get("/healthz", self._healthz)
         http.router.add_get("/readyz", self._readyz)
         http.router.add_get("/metrics", self._metrics)
+        if self.interactions is not None and self.interactions[0] and self.interactions[1] is not None:
+            path, endpoint = self.interactions
+            endpoint.add_to(http, path)
+            log.info("serving Slack interactions (signed) on http://%s:%d%s", self.host, self.port, path)
         self._runner = web.AppRunner(http, access_log=None, handle_signals=False)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()

@@ -35,7 +35,7 @@ from aiokafka.partitioner import murmur2
 from watcher import events as ev
 from watcher.incidents import escalation
 from watcher.incidents.model import Intent, apply_action, apply_alert, escalate, notifications
-from watcher.rules.silence import Silence
+from watcher.rules.silence import Silence, similar_silence
 
 log = logging.getLogger("watcher.app")
 
@@ -48,18 +48,12 @@ def partition_of(key: str, partitions: int) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
-def similar_silence(incident: ev.Incident, action: ev.Action) -> Silence:
-    """The silence "Silence similar" makes: this incident's rule and job type, for the chosen time."""
-    job_type = incident.jobs[0].job_type if incident.jobs else ""
-    match = f'rule == "{_cel(incident.rule)}"' + (f' && job_type == "{_cel(job_type)}"' if job_type else "")
-    return Silence(
-        id=action.silence_id or f"s-{action.id}", match=match, starts=action.at, ends=action.until,
-        comment=f"silence similar to incident {incident.id}", created_by=action.by, origin=action.via,
-    )  # fmt: skip
-
-
-def _cel(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
+def similar_for(incident: ev.Incident, action: ev.Action) -> Silence:
+    """The silence a "Silence similar" action makes: this incident's rule and job type(s)."""
+    until = action.until or action.at + timedelta(hours=1)
+    silence = similar_silence(incident, id=action.silence_id or f"s-{action.id}", by=action.by, at=action.at,
+                              until=until)  # fmt: skip
+    return msgspec.structs.replace(silence, origin=action.via)
 
 
 class IncidentStage:
@@ -140,7 +134,7 @@ class IncidentStage:
                     self.comps.stats.fired += 1
                 else:
                     if record.kind == "silence" and current is not None and record.id not in _actions(current):
-                        silences.append(similar_silence(current, record))
+                        silences.append(similar_for(current, record))
                     if current is None:
                         log.warning("action %s on unknown incident %s ignored", record.kind, incident_id)
                     current, said = apply_action(current, record, now)

@@ -25,7 +25,8 @@ def side_services(app: Any, config: Config) -> list[Any]:
     comps = app.watcher_components
     services: list[Any] = []
     if config.app.web_port > 0:
-        web = WebServer(comps.metrics, config.app.web_port, app, loop=app.loop)
+        web = WebServer(comps.metrics, config.app.web_port, app, loop=app.loop,
+                        interactions=(config.slack.interactions_path, app.watcher_interactions))
         app.web_server(web)  # ours replaces Faust's own web stack on that port
         services.append(web)
     services.append(SelfHealth(

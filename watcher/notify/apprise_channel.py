@@ -8,7 +8,8 @@ with the incident's other jobs listed when it covers more than one (one page nam
 
 Pacing: Apprise waits ``request_rate_per_sec`` seconds between two messages to one service
 (5.5 s for mail). A team's own SMTP relay needs none of that, so mail targets default to no
-pause; every target can set its own ``pace`` (seconds) in ``[[notify.targets]]``.
+pause; every target can set its own ``pace`` (seconds) in ``[[notify.targets]]``
+(:meth:`~watcher.notify.config.NotifyTarget.pace_seconds`, applied when the notifier loads it).
 """
 
 from __future__ import annotations
@@ -52,9 +53,7 @@ class AppriseChannel:
         self.id: str = target.id
         self.tags: frozenset[str] = target.tags
         self.kind = target.kind
-        if pace is None and self.kind == "mail":
-            pace = 0.0  # Apprise's 5.5 s between mails protects public services, not your relay
-        if pace is not None:
+        if pace is not None:  # else the notifier applied the target's own pace (NotifyTarget.pace_seconds)
             target.plugin.request_rate_per_sec = pace
 
     def __repr__(self) -> str:

@@ -12,9 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from watcher.events import Notification
 from watcher.notify.apprise_channel import AppriseChannel
-from watcher.notify.channel import Channel
-
-ALWAYS = "always"
+from watcher.notify.channel import Channel, routes_to
 
 
 class Channels:
@@ -22,7 +20,8 @@ class Channels:
 
     def __init__(self, notifier: object, extra: Sequence[Channel] = (), paces: dict[str, float] | None = None) -> None:
         self.notifier = notifier
-        targets = getattr(notifier, "targets", ())
+        own = {c.id for c in extra}  # threaded mail replaces the plain Apprise mail of the same target
+        targets = [t for t in getattr(notifier, "targets", ()) if t.id not in own]
         self.channels: list[Channel] = [AppriseChannel(t, notifier, (paces or {}).get(t.id)) for t in targets]
         self.channels += list(extra)
         self.default_tags: tuple[str, ...] = tuple(getattr(getattr(notifier, "config", None), "default_tags", ()))
@@ -34,8 +33,8 @@ class Channels:
         return next((c for c in self.channels if c.id == channel_id), None)
 
     def find(self, tags: Iterable[str]) -> list[Channel]:
-        wanted = set(tags)
-        return [c for c in self.channels if c.tags & wanted or ALWAYS in c.tags]
+        wanted = tuple(tags)
+        return [c for c in self.channels if routes_to(c, wanted)]
 
     def wanted(self, notification: Notification) -> tuple[str, ...]:
         return notification.tags or notification.incident.tags or self.default_tags
