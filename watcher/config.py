@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
 import msgspec
 
@@ -109,6 +109,18 @@ class HealthConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     __str__ = __repr__
 
 
+class UiConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The status page (:mod:`watcher.ui`): off unless ``enabled``; loopback by default.
+
+    State-changing requests need the token in ``WATCHER_UI_TOKEN`` (the environment, never
+    this file); without it the page is read-only. ``port = 0`` takes any free port.
+    """
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8088
+
+
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     broker: BrokerConfig = BrokerConfig()
     cloud: CloudConfig = CloudConfig()
@@ -118,6 +130,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     notify: NotifyConfig = NotifyConfig()
     app: AppConfig = AppConfig()
     health: HealthConfig = HealthConfig()
+    ui: UiConfig = UiConfig()
     path: str = ""
 
     def targets(self) -> list[Target]:
