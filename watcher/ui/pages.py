@@ -69,7 +69,7 @@ class Pages:
         p = self.page
         html = p.env.get_template(template).render(
             csrf=p.guard.csrf_for(request), writable=p.guard.writable, done=request.query.get("done", "")[:300],
-            now=_now(), prefix=p.config.broker.topic_prefix, follower_error=p.follower.error,
+            now=_now(), version=p.view.version, prefix=p.config.broker.topic_prefix, follower_error=p.follower.error,
             caught_up=p.follower.caught_up.is_set() or not p.follow, path=request.path_qs, **ctx,
         )  # fmt: skip
         return web.Response(text=html, status=status, content_type="text/html")
@@ -100,7 +100,7 @@ class Pages:
     async def job(self, request: web.Request) -> web.Response:
         key = request.query.get("key", "").strip()
         if not key:
-            return self.render(request, "job.html", page="job", key="", lines=[], rule_error="")
+            return self.render(request, "job.html", page="job", key="", lines=[], rule_error="", latest=None)
         try:
             events = await self.events_of(key)
         except WatcherError as e:
@@ -116,8 +116,9 @@ class Pages:
         rules, _, rule_error = self.rules()
         lines = explain.story_lines(story, self.page.config.broker.topic_prefix, rules)
         incidents = sorted({a.incident for a in alerts if a.incident} & set(view.incidents))
+        latest = max(events, key=lambda e: e.observed_at) if events else None
         return self.render(request, "job.html", page="job", key=key, lines=lines, rule_error=rule_error,
-                           incidents=incidents)  # fmt: skip
+                           incidents=incidents, latest=latest)  # fmt: skip
 
     async def events_of(self, key: str) -> list[ev.JobEvent]:
         hit = self._events.get(key)

@@ -9,7 +9,7 @@
   origin (``Origin`` header), is refused before anything else is looked at. The server
   secret is random per process: a form outlives a restart only by being loaded again.
 * **Headers.** A strict Content-Security-Policy (``default-src 'self'``, no inline script or
-  style, no framing, forms post only to this origin), ``nosniff``, no referrer, no caching.
+  style, no framing, forms post only to this origin), ``nosniff``, no referrer to other sites, no caching.
 
 A refusal is a 403 page that says which check failed; nothing has been changed. Imports
 aiohttp and the standard library.
@@ -22,6 +22,7 @@ import hmac
 import os
 import secrets
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -35,10 +36,13 @@ CSP = (
 HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # "no-referrer" makes Chromium send "Origin: null" on POST
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
+
+#: The cookie set on this response, for the forms of a browser's first page (it has none to send yet).
+_NEW_COOKIE: Any = getattr(web, "RequestKey", lambda name, _t: name)("csrf_cookie", str)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -68,7 +72,7 @@ class Guard:
 
     def csrf_for(self, request: web.Request) -> str:
         """The form token of the browser that sent ``request`` (its cookie, or the one set now)."""
-        cookie = request.get("csrf_cookie") or request.cookies.get(COOKIE, "")
+        cookie = request.get(_NEW_COOKIE) or request.cookies.get(COOKIE, "")
         return hmac.new(self._secret, cookie.encode(), hashlib.sha256).hexdigest() if cookie else ""
 
     def check(self, request: web.Request, form: dict[str, str]) -> None:
@@ -94,7 +98,7 @@ class Guard:
         new_cookie = None
         if not request.cookies.get(COOKIE):
             new_cookie = secrets.token_urlsafe(32)
-            request["csrf_cookie"] = new_cookie
+            request[_NEW_COOKIE] = new_cookie
         try:
             response = await handler(request)
         except web.HTTPException as e:  # a 404 or 405 from the router: the same headers

@@ -119,7 +119,8 @@ class StatusPage:
         """Server-Sent Events: ``changed`` when the view took new records (checked each second)."""
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
         await response.prepare(request)
-        seen, idle = self.view.version, 0
+        since = request.query.get("since", "")
+        seen, idle = (int(since) if since.isdigit() else self.view.version), 0
         try:
             await response.write(b"retry: 3000\n\n")
             while not self.closing.is_set():

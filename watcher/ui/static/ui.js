@@ -31,7 +31,8 @@
     }, wait);
   }
   if (window.EventSource) {
-    var source = new EventSource("/live");
+    // "since": the view's version this page was rendered from, so a change in between is not missed.
+    var source = new EventSource("/live?since=" + encodeURIComponent(document.body.dataset.version || ""));
     source.addEventListener("open", function () { say("live"); });
     source.addEventListener("changed", refresh);
     source.addEventListener("error", function () { say("live · reconnecting"); });
