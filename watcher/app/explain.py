@@ -169,7 +169,7 @@ def story_lines(story: Story, prefix: str, rules: RuleSet) -> list[Line]:
     for key in keys:
         alert = story.alerts.get(key) or story.grouped.get(key) or story.decisions[key].alert
         lines.append(Line(f"alert {key} ({alert.rule}, {alert.kind})", kind="alert", ref=key))
-        if alert.incident:
+        if alert.incident and key not in story.decisions:  # a muted alert never reached the incident stage
             lines.append(Line(f"incident {alert.incident}", 1, "incident", alert.incident))
         if key in story.grouped and key not in story.decisions:
             rule = by_name.get(alert.rule)

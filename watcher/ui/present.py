@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from watcher import events as ev
 from watcher.rules.silence import Silence, matches
@@ -188,6 +188,9 @@ class SilenceRow:
     expirable: bool
 
 
+_SINCE_ALWAYS = datetime.min.replace(tzinfo=UTC)
+
+
 def silence_state(s: Silence, now: datetime) -> str:
     return "active" if s.active(now) else ("expired" if s.ends is not None and s.ends <= now else "pending")
 
@@ -201,7 +204,7 @@ def silences(view: TopicView, from_files: Iterable[Silence], now: datetime) -> d
         state = silence_state(s, now)
         out[state].append(SilenceRow(s, state, s.origin, False))
     for rows in out.values():
-        rows.sort(key=lambda r: (r.silence.starts or now, r.silence.id), reverse=True)
+        rows.sort(key=lambda r: (r.silence.starts or _SINCE_ALWAYS, r.silence.id), reverse=True)  # newest first
     return out
 
 
