@@ -231,9 +231,9 @@ async def test_hostile_job_text_renders_inert(site: Site) -> None:
         assert U.HOSTILE in await tab.inner_text("body"), name  # shown, as text
         assert "&lt;script&gt;alert(1)&lt;/script&gt; &lt;!channel&gt; {{7*7}}" in html, name
     assert await tab.locator("#results td.text").first.inner_text() == f"desktop-failed: {U.HOSTILE}"
+    await shoot(tab, "search")
     await tab.goto(site.url + f"job?key={d.job_key}")
     assert await tab.locator("#job-message").inner_text() == U.HOSTILE
-    await shoot(tab, "search")
     assert tab.dialogs == []
     await tab.context.close()
 
