@@ -16,7 +16,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -259,4 +259,36 @@ async def test_the_job_page_tells_the_same_story_as_watcher_explain(site: Site) 
         f"    notification {d.note.key} (open): delivered",
     ]
     await shoot(tab, "job")
+    await tab.context.close()
+
+
+async def test_acknowledge_and_a_silence_created_then_expired_on_the_page(site: Site) -> None:
+    d, prefix = site.deployment, site.deployment.prefix
+    tab = await site.tab()
+    await tab.goto(site.url + "incidents")
+    await tab.fill("#act-token", TOKEN)
+    async with tab.expect_navigation():
+        await tab.locator(f'article[data-incident="{d.incident.id}"]').get_by_role("button", name="Acknowledge").click()
+    assert await tab.locator(".done").inner_text() == f"acknowledged {d.incident.id}"
+    actions = await records(site.bootstrap, f"{prefix}.actions", ev.decode)
+    assert [(k, a.kind, a.by, a.via) for k, a in actions][-1] == (d.incident.id, "ack", "ui", "ui")
+    # A silence typed on the Silences page, then expired there: two records of one id on the topic.
+    await tab.goto(site.url + "silences")
+    await tab.fill("#act-token", TOKEN)
+    await tab.fill("#match", 'project_id == "nobody"')
+    await tab.fill("input[name=comment]", "<b>maintenance</b>")
+    async with tab.expect_navigation():
+        await tab.get_by_role("button", name="Create silence").click()
+    decode = msgspec.json.Decoder(Silence).decode
+    made = [s for _, s in await records(site.bootstrap, f"{prefix}.silences", decode) if s.match == 'project_id == "nobody"']
+    assert len(made) == 1 and made[0].comment == "<b>maintenance</b>" and made[0].ends - made[0].starts == timedelta(hours=2)
+    row = tab.locator(f'tr[data-silence="{made[0].id}"]')
+    await row.wait_for(timeout=20_000)
+    assert await row.locator("td.text").nth(1).inner_text() == "<b>maintenance</b>"
+    await tab.fill("#act-token", TOKEN)
+    async with tab.expect_navigation():
+        await row.get_by_role("button", name="Expire").click()
+    assert await tab.locator(".done").inner_text() == f"silence {made[0].id} expired"
+    again = [s for _, s in await records(site.bootstrap, f"{prefix}.silences", decode) if s.id == made[0].id]
+    assert len(again) == 2 and again[1].ends is not None and again[1].ends <= datetime.now(UTC)
     await tab.context.close()

@@ -95,6 +95,7 @@ class StatusPage:
     async def _follow(self) -> None:
         while True:  # a broker that is away for a while must not end the page's view for good
             try:
+                self.view.clear()  # a second run reads every topic again from its beginning
                 await self.follower.run()
                 return
             except asyncio.CancelledError:

@@ -78,12 +78,8 @@ class Recent(Generic[T]):
         return list(self.by.get(key, ()))
 
 
-def _incident_of(alert: ev.Alert) -> str:
-    return alert.incident
-
-
 def _alert_keys(a: ev.Alert) -> list[str]:
-    keys = [f"j:{a.event.job_key}", f"a:{a.key}"]
+    keys = [f"j:{a.event.job_key}"]
     if a.incident:
         keys.append(f"i:{a.incident}")
     if "|group@" in a.key:
@@ -112,7 +108,12 @@ class TopicView:
     """The whole deployment as its topics tell it; see the module docstring for what is kept."""
 
     def __init__(self, *, keep: timedelta = KEEP, limit: int = LIMIT, per_key: int = PER_KEY) -> None:
-        self.keep, self.limit = keep, limit
+        self.keep, self.limit, self.per_key = keep, limit, per_key
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget everything (before the topics are read again from their beginning)."""
+        limit, per_key = self.limit, self.per_key
         self.targets: dict[str, ev.TargetStatus] = {}
         self.workers: dict[str, ev.WorkerStatus] = {}
         self.incidents: dict[str, ev.Incident] = {}
