@@ -32,6 +32,7 @@ from watcher.rules.engine import RuleSet, load_book
 from watcher.rules.silence import Silence, compiled
 from watcher.ui import actions, present
 from watcher.ui.security import Refused
+from watcher.ui.view import dead_key
 
 if TYPE_CHECKING:
     from watcher.ui.server import StatusPage
@@ -108,7 +109,9 @@ class Pages:
         view = self.page.view
         alerts = view.alerts.get(f"j:{key}")
         messages = [a for k, d in view.alerts.by.items() if k.startswith("g:") for a in d]
-        notes = view.notifications.get(f"j:{key}")
+        # Notifications of every incident the job's alerts opened or updated: the story picks its own.
+        notes = [n for i in dict.fromkeys(a.incident for a in alerts if a.incident)
+                 for n in view.notifications.get(f"i:{i}")] or view.notifications.get(f"j:{key}")  # fmt: skip
         keys = {a.key for a in alerts} | {a.key for a in messages} | {n.key for n in notes}
         keys |= {a.key for a in view.grouped.get(f"j:{key}")} | {d.alert.key for d in view.decisions.get(f"j:{key}")}
         story = explain.collect(key, events, [*alerts, *messages], view.grouped.get(f"j:{key}"),
@@ -220,7 +223,7 @@ class Pages:
                 silence = await actions.silence_similar(config, incident, by, self._hours(form, 4), now)
                 done = f"silence {silence.id} created: {silence.match} until {present.stamp(silence.ends)}"
             elif what == "replay":
-                keys = sorted({d.alert.key for d in self.page.view.dead.get(f"i:{iid}")})
+                keys = sorted({dead_key(d) for d in self.page.view.dead.get(f"i:{iid}")})
                 n = await actions.replay(config, keys)
                 done = f"replayed {n} dead letter(s) of {iid}"
             else:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from watcher import events as ev
 from watcher.rules.silence import Silence, matches
 from watcher.sources.base import Target
-from watcher.ui.view import TopicView
+from watcher.ui.view import TopicView, dead_key
 
 SHOW = 100  # rows per list on a page
 STALE_AFTER = timedelta(minutes=2)  # a last successful poll older than this is flagged
@@ -116,6 +116,16 @@ class NoteRow:
 
 
 @dataclass
+class Dead:
+    """A dead letter as the card shows it: the key ``dlq replay`` takes, and why it died."""
+
+    key: str
+    reason: str
+    attempts: int
+    failed_targets: tuple[str, ...]
+
+
+@dataclass
 class Card:
     incident: ev.Incident
     status: str  # firing | acknowledged | snoozed | resolved
@@ -124,7 +134,7 @@ class Card:
     notes: list[NoteRow]
     mutes: list[ev.Decision]  # alerts of this incident silenced, inhibited or deduplicated
     grouped: list[ev.Alert]  # alerts of this incident held in a group
-    dead: list[ev.DeadLetter]
+    dead: list[Dead]
     actions: list[ev.Action]
 
 
@@ -160,8 +170,9 @@ def card(view: TopicView, inc: ev.Incident, now: datetime, jobs: int = 20) -> Ca
         if d.fate == "dead-lettered":
             targets += [TargetFate(t, "dead-lettered") for t in sorted(failed - set(d.accepted))]
         notes.append(NoteRow(n, d.fate, targets))
+    shown = [Dead(dead_key(d), d.reason, d.attempts, d.failed_targets) for d in dead]
     return Card(inc, status_of(inc, now), list(inc.jobs[:jobs]), max(0, len(inc.jobs) - jobs) + inc.more_jobs,
-                notes, view.decisions.get(key), view.grouped.get(key), dead, view.actions.get(key))  # fmt: skip
+                notes, view.decisions.get(key), view.grouped.get(key), shown, view.actions.get(key))  # fmt: skip
 
 
 def incidents(view: TopicView, now: datetime, show: int = SHOW) -> Incidents:

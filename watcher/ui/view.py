@@ -78,13 +78,34 @@ class Recent(Generic[T]):
         return list(self.by.get(key, ()))
 
 
-def _alert_keys(a: ev.Alert) -> list[str]:
-    keys = [f"j:{a.event.job_key}"]
+def _alert_keys(a: ev.Alert | None) -> list[str]:
+    if a is None:
+        return []
+    # A grouped message stands for its members' jobs too (``members``, where the contract has it).
+    keys = list(dict.fromkeys([f"j:{a.event.job_key}", *(f"j:{m.job_key}" for m in getattr(a, "members", ()))]))
     if a.incident:
         keys.append(f"i:{a.incident}")
-    if "|group@" in a.key:
-        keys.append(f"g:{a.key.split('|group@', 1)[0]}")
+    for text in (a.key, a.incident):
+        if "|group@" in text:
+            keys.append(f"g:{text.split('|group@', 1)[0]}")
+            break
     return keys
+
+
+def dead_key(d: ev.DeadLetter) -> str:
+    """What ``watcher dlq replay --key`` takes for a dead letter: its notification's key, or its alert's."""
+    key = getattr(d, "key", None)
+    return key if isinstance(key, str) else d.alert.key  # type: ignore[union-attr]
+
+
+def dead_incident(d: ev.DeadLetter) -> str:
+    note = getattr(d, "notification", None)
+    return note.incident.id if note is not None else (d.alert.incident if d.alert is not None else "")
+
+
+def _dead_keys(d: ev.DeadLetter) -> list[str]:
+    keys = [k for k in _alert_keys(d.alert) if not k.startswith("i:")]
+    return [*keys, f"i:{dead_incident(d)}"] if dead_incident(d) else keys
 
 
 @dataclass(frozen=True)
@@ -126,7 +147,7 @@ class TopicView:
         self.alerts: Recent[ev.Alert] = recent(lambda a: a.fired_at, _alert_keys)
         self.grouped: Recent[ev.Alert] = recent(lambda a: a.fired_at, _alert_keys)
         self.decisions: Recent[ev.Decision] = recent(lambda d: d.decided_at, lambda d: _alert_keys(d.alert))
-        self.dead: Recent[ev.DeadLetter] = recent(lambda d: d.failed_at, lambda d: _alert_keys(d.alert))
+        self.dead: Recent[ev.DeadLetter] = recent(lambda d: d.failed_at, _dead_keys)
         self.notifications: Recent[ev.Notification] = recent(
             lambda n: n.created_at,
             lambda n: [f"i:{n.incident.id}", *([f"j:{n.alert.event.job_key}"] if n.alert is not None else [])],
@@ -141,8 +162,9 @@ class TopicView:
         """One record of the topic ``kind`` names (see :data:`KINDS`); a bad record is counted, not raised."""
         try:
             getattr(self, f"_on_{kind}")(key, value)
-        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, ValueError):
-            self.malformed += 1
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, ValueError, AttributeError,
+                TypeError):  # fmt: skip
+            self.malformed += 1  # one odd record must not stop the page from following the rest
             return
         self.version += 1
 
