@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean venv
+.PHONY: demo test bench lint clean venv browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -14,10 +14,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The browser tests (tests/integration/test_ui_browser.py) drive Debian's Chromium through
+# Playwright; nothing is downloaded at test time. Installed once (as root, as CI runs), then skipped.
+CHROMIUM := /usr/lib/chromium/chromium
+browser:
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "make browser: $(CHROMIUM) is missing; as root run: apt-get install chromium fonts-liberation" >&2; exit 1; fi; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-liberation
+
 demo: $(STAMP)
 	$(BIN)/watcher demo $(DEMO_ARGS)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.report import Section, machine, now_iso, write
 
-NAMES = ("api_cost", "memory", "throughput", "latency", "burst")
+NAMES = ("api_cost", "memory", "throughput", "latency", "burst", "ui")
 OUT = Path(__file__).resolve().parent / "out"
 
 

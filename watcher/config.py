@@ -12,7 +12,7 @@ import re
 import string
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
 import msgspec
 
@@ -114,6 +114,18 @@ class HealthConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     __str__ = __repr__
 
 
+class UiConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The status page (:mod:`watcher.ui`): off unless ``enabled``; loopback by default.
+
+    State-changing requests need the token in ``WATCHER_UI_TOKEN`` (the environment, never
+    this file); without it the page is read-only. ``port = 0`` takes any free port.
+    """
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8088
+
+
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     broker: BrokerConfig = BrokerConfig()
     cloud: CloudConfig = CloudConfig()
@@ -124,6 +136,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     slack: SlackConfig = SlackConfig()
     app: AppConfig = AppConfig()
     health: HealthConfig = HealthConfig()
+    ui: UiConfig = UiConfig()
     path: str = ""
 
     def targets(self) -> list[Target]:

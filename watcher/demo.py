@@ -22,6 +22,7 @@ from watcher.config import (
     Config,
     PollConfig,
     RulesConfig,
+    UiConfig,
     WatchConfig,
 )
 from watcher.sinks import BackgroundLoop, Mail, Mailbox, Received, WebhookSink
@@ -34,7 +35,8 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def demo_config(sim_url: str, projects: list[str], job_ids: dict[str, list[str]], notify: Any) -> Config:
+def demo_config(sim_url: str, projects: list[str], job_ids: dict[str, list[str]], notify: Any,
+                ui_port: int = 0) -> Config:
     region = "cn-north-4"
     endpoints = {"workspace": sim_url, "workspaceapp": sim_url, "evs": sim_url}
     watch = [
@@ -57,7 +59,22 @@ def demo_config(sim_url: str, projects: list[str], job_ids: dict[str, list[str]]
         rules=RulesConfig(files=(str(DEMO_RULES),)),
         notify=notify,
         app=AppConfig(id="watcher-demo"),
+        ui=UiConfig(enabled=ui_port > 0, port=ui_port),
     )
+
+
+def _ui_port() -> int:
+    """8088 if it is free, else any free port: the status page must not stop the demo."""
+    import socket
+
+    from watcher.app.broker import free_port
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", 8088))
+            return 8088
+        except OSError:
+            return free_port()
 
 
 def run_demo(duration: float | None = None, log_level: str = "WARNING") -> int:
@@ -101,11 +118,15 @@ def run_demo(duration: float | None = None, log_level: str = "WARNING") -> int:
             NotifyTarget(url=mailbox.url(), tags=("mail",)),
         )
     )
-    config = demo_config(sim.url, projects, job_ids, notify)
+    ui_port = _ui_port()
+    config = demo_config(sim.url, projects, job_ids, notify, ui_port)
     _say("watcher demo: embedded Tansu broker (in-memory) + Huawei Cloud job API simulator")
     _say(f"  simulator  {sim.url}  projects: {', '.join(projects)}")
     _say(f"  webhook    http://127.0.0.1:{sink.port}/demo      mailbox  smtp://127.0.0.1:{mailbox.port}")
     _say(f"  rules      {DEMO_RULES.relative_to(ROOT)}")
+    _say(f"  status     http://127.0.0.1:{ui_port}/  ("
+         + ("actions need WATCHER_UI_TOKEN" if os.environ.get("WATCHER_UI_TOKEN") else "read-only: set WATCHER_UI_TOKEN to act")
+         + ")")
     _say("  alerts appear below as they are delivered (console = full text; webhook/mailbox = receipts)")
     _say("")
 

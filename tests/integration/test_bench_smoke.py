@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("api_cost", "memory", "throughput", "latency", "burst")
+SECTIONS = ("api_cost", "memory", "throughput", "latency", "burst", "ui")
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
@@ -40,3 +40,4 @@ def test_bench_smoke_writes_every_section(tmp_path: Path) -> None:
     assert sections["burst"]["figures"]["alerts"] > 0
     assert sections["memory"]["figures"]["runs"][-1]["per_job"] > 0
     assert sections["api_cost"]["figures"]["workspace"]["first_cycle"] >= 1
+    assert sections["ui"]["figures"]["Overview"]["p95_ms"] > 0 and sections["ui"]["figures"]["Job"]["bytes"] > 0

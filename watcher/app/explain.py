@@ -14,12 +14,15 @@ one asks the running deployment: it reads, to their current ends,
 
 and prints, per event, the rules it matched, per alert what became of it, and per incident its
 notifications. It reads each topic whole, so on a large deployment it takes a while; it
-changes nothing.
+changes nothing. The story is data first (:func:`collect`, :func:`story_lines`) and text
+second (:func:`format_story`), so the status page (:mod:`watcher.ui`) tells the same story
+from its in-memory view.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import msgspec
@@ -48,6 +51,18 @@ class Story:
     notifications: dict[str, list[ev.Notification]] = field(default_factory=dict)  # incident -> its notes
 
 
+@dataclass(frozen=True)
+class Line:
+    """One line of a story: its text and depth (the CLI indents, the status page nests), and
+    what it is about, so a page can link it (``alert``, ``incident``) or mark a mute."""
+
+    text: str
+    depth: int = 0
+    kind: str = "note"  # "title" | "event" | "alert" | "incident" | "notification" | "fate" | "note"
+    ref: str = ""  # the alert key, incident id or notification key the line is about
+    muted: bool = False  # silenced, inhibited or deduplicated: the reason is in the text
+
+
 def _record(raw: bytes | None) -> ev.AnyRecord | None:
     try:
         return ev.decode(raw or b"")
@@ -74,12 +89,7 @@ async def read_story(config: Config, job_key: str) -> Story:
     if not config.broker.url:
         raise BrokerError("the live explain needs a [broker] url: the embedded broker lives inside `watcher run`")
     bootstrap, prefix = config.broker.url.split("://", 1)[-1], config.broker.topic_prefix
-    story = Story(job_key)
-
-    def mine(alert: ev.Alert) -> bool:
-        return alert.event.job_key == job_key
-
-    events, alerts, held, decisions, marks, notes = await asyncio.gather(
+    records = await asyncio.gather(
         read_topic(bootstrap, f"{prefix}.events", lambda _k, v: _record(v)),
         read_topic(bootstrap, f"{prefix}.alerts", lambda _k, v: _record(v)),
         read_topic(bootstrap, f"{prefix}.grouping", lambda _k, v: _record(v)),
@@ -87,6 +97,26 @@ async def read_story(config: Config, job_key: str) -> Story:
         read_topic(bootstrap, delivered_changelog(config), lambda k, v: (_text(k), _text(v))),
         read_topic(bootstrap, f"{prefix}.notifications", lambda _k, v: _record(v)),
     )
+    return collect(job_key, *records)
+
+
+def collect(
+    job_key: str,
+    events: Iterable[object],
+    alerts: Iterable[object],
+    held: Iterable[object] = (),
+    decisions: Iterable[object] = (),
+    marks: Iterable[tuple[str | None, str | None]] = (),
+    notes: Iterable[object] = (),
+) -> Story:
+    """One job's story from the records of each topic, in topic order; records of other jobs
+    and of other kinds are passed over. Pure: the CLI feeds it whole topics, the status page
+    its in-memory view."""
+    story = Story(job_key)
+
+    def mine(alert: ev.Alert) -> bool:
+        return alert.event.job_key == job_key
+
     story.events = [e for e in events if isinstance(e, ev.JobEvent) and e.job_key == job_key]
     story.grouped = {a.key: a for a in held if isinstance(a, ev.Alert) and mine(a)}
     story.decisions = {d.alert.key: d for d in decisions if isinstance(d, ev.Decision) and mine(d.alert)}
@@ -124,43 +154,49 @@ def _fate(story: Story, key: str) -> str:
     return f"not delivered yet{'; accepted by ' + ', '.join(accepted) if accepted else ''}"
 
 
-def format_story(story: Story, config: Config, rules: RuleSet) -> str:
-    """The story as text: each event with the rules (in the current rule files) it matches,
-    then each alert key and what became of it."""
+def story_lines(story: Story, prefix: str, rules: RuleSet) -> list[Line]:
+    """The story as lines: each event with the rules (in the current rule files) it matches,
+    then each alert key and what became of it, then each incident's notifications."""
     by_name = {r.name: r for r in rules.rules}
-    lines = [f"job {story.job_key} (live, from the {config.broker.topic_prefix}.* topics)"]
+    lines = [Line(f"job {story.job_key} (live, from the {prefix}.* topics)", kind="title", ref=story.job_key)]
     if not story.events:
-        lines.append(f"no event of this job on {config.broker.topic_prefix}.events")
+        lines.append(Line(f"no event of this job on {prefix}.events"))
     for e in sorted(story.events, key=lambda e: e.observed_at):
         change = f"{e.prev_status} → {e.status}" if e.prev_status else f"{e.status} (first seen)"
         matched = ", ".join(r.name for r in rules.matching(e)) or "no rule matches"
-        lines.append(f"{utc(e.observed_at)}  {change}: {matched}")
+        lines.append(Line(f"{utc(e.observed_at)}  {change}: {matched}", kind="event"))
     keys = list(dict.fromkeys([*story.alerts, *story.grouped, *story.decisions]))
     if story.events and not keys:
-        lines.append("no alert was fired for this job")
+        lines.append(Line("no alert was fired for this job"))
     for key in keys:
         alert = story.alerts.get(key) or story.grouped.get(key) or story.decisions[key].alert
-        lines.append(f"alert {key} ({alert.rule}, {alert.kind})")
+        lines.append(Line(f"alert {key} ({alert.rule}, {alert.kind})", kind="alert", ref=key))
         if (d := story.decisions.get(key)) is not None:
-            lines.append(f"    {d.result}: {d.reason}")
+            lines.append(Line(f"{d.result}: {d.reason}", 1, "fate", key, muted=True))
         elif key in story.grouped and key not in story.alerts:
             rule = by_name.get(alert.rule)
             spec = rule.options.grouping if rule is not None else None
             group = grouping.group_key(alert, spec)[0] if spec is not None else None
-            lines.append(f"    grouped in {group or '(a group of a rule that no longer groups)'}")
+            lines.append(Line(f"grouped in {group or '(a group of a rule that no longer groups)'}", 1, "fate"))
             if not story.messages.get(group or ""):
-                lines.append("    the group has sent no message yet")
+                lines.append(Line("the group has sent no message yet", 1, "fate"))
         elif alert.incident:
-            lines.append(f"    → incident {alert.incident}")
+            lines.append(Line(f"→ incident {alert.incident}", 1, "incident", alert.incident))
     for incident_id, notes in story.notifications.items():
         last = notes[-1].incident
-        lines.append(f"incident {incident_id} ({last.rule}, {last.state}, {len(last.jobs) + last.more_jobs} job(s))")
+        lines.append(Line(f"incident {incident_id} ({last.rule}, {last.state}, {len(last.jobs) + last.more_jobs} job(s))",
+                          kind="incident", ref=incident_id))  # fmt: skip
         for n in notes:
             who = "editable targets" if n.audience == "editable" else "every target"
             change = f": {n.change}" if n.change else ""
-            lines.append(f"    {n.kind} {n.key.rsplit('#', 1)[-1]} to {who}{change}")
-            lines.append(f"        {_fate(story, n.key)}")
-    return "\n".join(lines)
+            lines.append(Line(f"{n.kind} {n.key.rsplit('#', 1)[-1]} to {who}{change}", 1, "notification", n.key))
+            lines.append(Line(_fate(story, n.key), 2, "fate", n.key))
+    return lines
+
+
+def format_story(story: Story, config: Config, rules: RuleSet) -> str:
+    """The story as the CLI prints it: one line each, nested lines indented by four spaces a level."""
+    return "\n".join("    " * line.depth + line.text for line in story_lines(story, config.broker.topic_prefix, rules))
 
 
 async def explain_live(config: Config, job_key: str) -> str:

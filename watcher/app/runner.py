@@ -18,7 +18,8 @@ def owned_targets(app: Any, config: Config) -> set[str]:
 
 def side_services(app: Any, config: Config) -> list[Any]:
     """Services started with the worker, before the app and stopped after it: the web
-    endpoints (if ``[app] web_port``) and self-health (blind alerts, heartbeat)."""
+    endpoints (if ``[app] web_port``), self-health (blind alerts, heartbeat) and the status
+    page (if ``[ui] enabled``)."""
     from watcher.app.blind import SelfHealth
     from watcher.app.health import WebServer
 
@@ -33,6 +34,11 @@ def side_services(app: Any, config: Config) -> list[Any]:
         comps, app.watcher_targets, owned=lambda: owned_targets(app, config), episodes=app.watcher_episodes,
         publish=app.watcher_publish_alert, ready=lambda: not getattr(app, "in_recovery", False), loop=app.loop,
     ))  # fmt: skip
+    if config.ui.enabled:
+        from watcher.ui import UiService
+
+        bootstrap = ",".join(f"{u.host}:{u.port}" for u in app.conf.broker)
+        services.append(UiService(config, bootstrap, loop=app.loop))
     return services
 
 
