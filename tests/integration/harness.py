@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from watcher import events as ev
+from watcher.app.kafka import KafkaConnection
 from watcher.simulator import DEFAULT_AK, DEFAULT_SK
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,7 +167,7 @@ class ReportingWorker(Worker):
 
 
 async def read_topic(
-    bootstrap: str,
+    conn: KafkaConnection,
     topic: str,
     *,
     until: Callable[[list[Any]], bool],
@@ -180,15 +181,11 @@ async def read_topic(
     Reading a topic before the worker created it otherwise lets Apache Kafka auto-create it
     with one partition, and the worker then refuses to start on the mismatch.
     """
-    from aiokafka import AIOKafkaConsumer
-
     if partitions is not None:
         from watcher.app.topics import ensure_topics
 
-        await ensure_topics(bootstrap, {topic: partitions})
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
-    )
+        await ensure_topics(conn, {topic: partitions})
+    consumer = conn.consumer(topic, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None)
     await consumer.start()
     records: list[Any] = []
     deadline = time.monotonic() + timeout
@@ -229,13 +226,12 @@ class Group:
     members: dict[str, dict[str, set[int]]]
 
 
-async def describe_group(bootstrap: str, group_id: str) -> Group | None:
+async def describe_group(conn: KafkaConnection, group_id: str) -> Group | None:
     """The group's state and members; None while the broker has no coordinator for it yet."""
-    from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
     from aiokafka.errors import KafkaError
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = conn.admin()
     await admin.start()
     try:
         responses = await admin.describe_consumer_groups([group_id])

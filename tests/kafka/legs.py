@@ -16,6 +16,7 @@ import pytest
 
 from tests.kafka.kafka import KafkaBroker, KafkaUnavailable
 from watcher.app.broker import FAUST_SETTINGS_FOR_TANSU, EmbeddedBroker
+from watcher.app.kafka import KafkaConnection
 
 LEGS = ("tansu", "kafka")
 
@@ -34,6 +35,11 @@ class BrokerLeg:
     bootstrap: str  # 127.0.0.1:PORT, for aiokafka
     faust_settings: dict[str, Any] = field(default_factory=dict)
     server: Any = None  # the EmbeddedBroker or KafkaBroker, for tests that stop/restart it
+
+    @property
+    def conn(self) -> KafkaConnection:
+        """How the tests' own clients reach it (through watcher.app.kafka, as watcher's do)."""
+        return KafkaConnection.plaintext(self.bootstrap)
 
 
 def in_ci() -> bool:

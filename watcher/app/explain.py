@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 import msgspec
 
 from watcher import events as ev
+from watcher.app.preflight import tool_connection
 from watcher.app.topics import read_topic
 from watcher.config import Config
-from watcher.errors import BrokerError
 from watcher.rules import grouping
 from watcher.rules.engine import RuleSet, load_book
 from watcher.rules.templates import utc
@@ -66,20 +66,19 @@ def delivered_changelog(config: Config) -> str:
 
 
 async def read_story(config: Config, job_key: str) -> Story:
-    if not config.broker.url:
-        raise BrokerError("the live explain needs a [broker] url: the embedded broker lives inside `watcher run`")
-    bootstrap, prefix = config.broker.url.split("://", 1)[-1], config.broker.topic_prefix
+    conn = await tool_connection(config, "the live explain needs")
+    prefix = config.broker.topic_prefix
     story = Story(job_key)
 
     def mine(alert: ev.Alert) -> bool:
         return alert.event.job_key == job_key
 
     events, alerts, held, decisions, marks = await asyncio.gather(
-        read_topic(bootstrap, f"{prefix}.events", lambda _k, v: _record(v)),
-        read_topic(bootstrap, f"{prefix}.alerts", lambda _k, v: _record(v)),
-        read_topic(bootstrap, f"{prefix}.grouping", lambda _k, v: _record(v)),
-        read_topic(bootstrap, f"{prefix}.decisions", lambda _k, v: _record(v)),
-        read_topic(bootstrap, delivered_changelog(config), lambda k, v: (_text(k), _text(v))),
+        read_topic(conn, f"{prefix}.events", lambda _k, v: _record(v)),
+        read_topic(conn, f"{prefix}.alerts", lambda _k, v: _record(v)),
+        read_topic(conn, f"{prefix}.grouping", lambda _k, v: _record(v)),
+        read_topic(conn, f"{prefix}.decisions", lambda _k, v: _record(v)),
+        read_topic(conn, delivered_changelog(config), lambda k, v: (_text(k), _text(v))),
     )
     story.events = [e for e in events if isinstance(e, ev.JobEvent) and e.job_key == job_key]
     story.grouped = {a.key: a for a in held if isinstance(a, ev.Alert) and mine(a)}

@@ -34,6 +34,7 @@ import msgspec
 
 from watcher import events as ev
 from watcher.app import inhibitions as inhibition_feed
+from watcher.app import kafka
 from watcher.app import silences as silence_feed
 from watcher.app.outage import BrokerWatch, complete_within
 from watcher.app.reload import RuleReloader, refused_alert
@@ -151,7 +152,10 @@ class TableEpisodes:
 
 def faust_settings(config: Config, broker_url: str, embedded: bool) -> dict[str, Any]:
     settings: dict[str, Any] = dict(
-        broker=broker_url,
+        # broker and broker_credentials (TLS, SASL): the same connection every other client uses
+        **kafka.faust_settings(kafka.connection(config, broker_url)),
+        # create_topics = false: the cluster admin made them (`watcher topics plan`), the runner checked them
+        topic_allow_declare=config.broker.create_topics,
         store="memory://",
         # State lives in Kafka; Faust's data dir only holds scratch files, never in the cwd.
         datadir=tempfile.mkdtemp(prefix="watcher-faust-"),
@@ -159,7 +163,7 @@ def faust_settings(config: Config, broker_url: str, embedded: bool) -> dict[str,
         web_port=config.app.web_port or 6066,
         web_host="127.0.0.1",
         topic_partitions=config.broker.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=config.broker.replication_factor,
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
         # A commit per acked record (the rules agent acks a batch at once: one commit per batch
@@ -283,7 +287,8 @@ def build_app(
     # without ticks, which travel through the broker too (watcher.poller.outbox, app.outage).
     outbox = Outbox(publish, bound=config.broker.outage_buffer)
     comps.metrics.outage_buffer.set_function(lambda: outbox.size)
-    broker_watch = BrokerWatch(broker_url.split("://", 1)[-1], stale=max(3.0, 4 * config.seconds(config.poll.tick)))
+    conn = kafka.connection(config, broker_url)  # every client below: the configured TLS and SASL
+    broker_watch = BrokerWatch(conn, stale=max(3.0, 4 * config.seconds(config.poll.tick)))
     app.watcher_outbox = outbox  # type: ignore[attr-defined]
 
     async def poll_one(target_id: str, partition: int, track: Sequence[str] = (), force: bool = False) -> None:
@@ -345,11 +350,11 @@ def build_app(
 
     @app.task
     async def follow_silences() -> None:
-        await silence_feed.follow(silences, broker_url.split("://", 1)[-1], silence_feed.topic_name(config))
+        await silence_feed.follow(silences, conn, silence_feed.topic_name(config))
 
     @app.task
     async def follow_inhibitions() -> None:
-        await silence_feed.follow(inhibitions, broker_url.split("://", 1)[-1], inhibition_feed.topic_name(config))
+        await silence_feed.follow(inhibitions, conn, inhibition_feed.topic_name(config))
 
     @app.agent(events_topic)
     async def evaluate(stream: Any) -> None:
@@ -514,7 +519,7 @@ def build_app(
         if broker_watch.away:
             return
         try:
-            records = await read_from(broker_url.split("://", 1)[-1], name, {p: reconciled.get(p, 0) for p in owned})
+            records = await read_from(conn, name, {p: reconciled.get(p, 0) for p in owned})
         except (BrokerError, OSError, TimeoutError) as e:  # the broker away: the next round looks again
             log.info("re-reading %s for undelivered alerts failed, trying again later: %s", name, e)
             return
