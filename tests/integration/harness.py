@@ -60,8 +60,11 @@ def write_config(
     session_timeout: str | None = None,
     app: str = "",
     cloud: str = "",
+    broker: str = "",
 ) -> Path:
-    """A worker config; ``app`` and ``cloud``: extra lines for those tables (``web_port = 9100``)."""
+    """A worker config; ``app``, ``cloud`` and ``broker``: extra lines for those tables (``web_port = 9100``).
+
+    A leg with ``broker_toml`` (the SASL_SSL leg) adds its security settings to ``[broker]``."""
     lines = [
         "[broker]",
         f'url = "{leg.url}"',
@@ -69,6 +72,8 @@ def write_config(
         f"partitions = {partitions}",
         f"tansu = {'true' if leg.kind == 'tansu' else 'false'}",
         *([f'session_timeout = "{session_timeout}"'] if session_timeout else []),
+        *([leg.broker_toml] if getattr(leg, "broker_toml", "") else []),
+        *([broker] if broker else []),
         "",
         "[app]",
         f'id = "{prefix}"',

@@ -14,7 +14,7 @@ import msgspec
 from watcher import events as ev
 from watcher.app.kafka import KafkaConnection
 from watcher.app.preflight import tool_connection
-from watcher.app.topics import read_topic
+from watcher.app.topics import ensure_planned, read_topic
 from watcher.config import Config
 from watcher.errors import BrokerError
 
@@ -59,6 +59,8 @@ async def replay(config: Config, keys: Sequence[str] = ()) -> int:
     conn = await tool_connection(config, NEEDS)
     dead = await read_dead(conn, f"{config.broker.topic_prefix}.dlq")
     chosen = {d.alert.key: d.alert for d in dead if not keys or d.alert.key in keys}
+    if chosen:
+        await ensure_planned(conn, config, f"{config.broker.topic_prefix}.alerts")
     producer = conn.producer()
     try:
         await producer.start()

@@ -170,7 +170,8 @@ async def prepare_for_run(conn: KafkaConnection, config: Config, extra: dict[str
         if name not in known:
             log.warning("the app uses topic %s, which `watcher topics plan` does not list", name)
             specs.append(TopicSpec(name, n))
-    await ensure_topics(conn, specs, create=config.broker.create_topics, replication=config.broker.replication_factor)
+    await ensure_topics(conn, specs, create=config.broker.create_topics, replication=config.broker.replication_factor,
+                        plan=f"watcher topics plan --config {config.path or 'FILE'}")
 
 
 async def check_broker(config: Config, timeout: float = CHECK_TIMEOUT) -> str:
@@ -195,20 +196,21 @@ async def check_broker(config: Config, timeout: float = CHECK_TIMEOUT) -> str:
     finally:
         c.close()
     where = f"the broker at {conn.bootstrap} ({conn.describe()})"
+    plan = f"watcher topics plan --config {config.path or 'FILE'}"
     denied = [s.name for s in specs if found.get(s.name, (_UNKNOWN_TOPIC,))[0] == _TOPIC_AUTHORIZATION_FAILED]
     if denied:
         raise BrokerError(f"{where}: topic authorization failed for {_names(denied)}: grant the ACLs "
-                          "`watcher topics plan --config FILE` prints")  # fmt: skip
+                          f"`{plan}` prints")  # fmt: skip
     if coordinator.error_code == _GROUP_AUTHORIZATION_FAILED:
         raise BrokerError(f"{where}: group authorization failed for consumer group {group!r} ([app] id): grant the "
-                          "ACLs `watcher topics plan --config FILE` prints")  # fmt: skip
+                          f"ACLs `{plan}` prints")  # fmt: skip
     missing = [s.name for s in specs if found.get(s.name, (_UNKNOWN_TOPIC,))[0] == _UNKNOWN_TOPIC]
     wrong = [f"{s.name} has {len(found[s.name][1])} partitions, want {s.partitions}" for s in specs
              if s.name in found and not found[s.name][0] and len(found[s.name][1]) != s.partitions]  # fmt: skip
     if wrong or (missing and not config.broker.create_topics):
         problems = [*(f"missing {n}" for n in missing), *wrong]
         raise BrokerError(f"{where}: {len(problems)} topic(s) missing or wrong: {'; '.join(problems)} (create them as "
-                          "`watcher topics plan --config FILE` prints)")  # fmt: skip
+                          f"`{plan}` prints)")  # fmt: skip
     present = len(specs) - len(missing)
     tail = f", {len(missing)} created by `watcher run` (create_topics = true)" if missing else ""
     return f"{where}: ok (authenticated; consumer group {group!r} allowed; {present} of {len(specs)} topics present{tail})"

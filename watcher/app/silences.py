@@ -109,11 +109,10 @@ async def publish(config: Config, silence: Silence, conn: KafkaConnection | None
     from aiokafka.errors import KafkaError
 
     from watcher.app.preflight import tool_connection
-    from watcher.app.topics import ensure_topics, topic_specs
+    from watcher.app.topics import ensure_planned
 
     conn = conn or await tool_connection(config, NEEDS)
-    spec = [s for s in topic_specs(config) if s.name == topic_name(config)]
-    await ensure_topics(conn, spec, create=config.broker.create_topics, replication=config.broker.replication_factor)
+    await ensure_planned(conn, config, topic_name(config))
     producer = conn.producer(acks="all")
     try:
         await producer.start()

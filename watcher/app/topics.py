@@ -124,13 +124,14 @@ def _specs(topics: Iterable[TopicSpec] | Mapping[str, int]) -> list[TopicSpec]:
 
 async def ensure_topics(
     conn: KafkaConnection, topics: Iterable[TopicSpec] | Mapping[str, int], *, create: bool = True,
-    replication: int = 1, timeout: float = 30.0,
+    replication: int = 1, timeout: float = 30.0, plan: str = "watcher topics plan --config FILE",
 ) -> None:  # fmt: skip
     """Create the missing ``topics`` (``create``), then check every one has its partition count
     (and warn where the broker shows the wrong cleanup.policy). BrokerError lists every missing
     or wrong topic in one line.
 
     ``topics``: specs, or ``{name: partitions}`` (delete policy, the broker's default retention).
+    ``plan``: the command that prints them, for the message.
     """
     from aiokafka.admin import NewTopic
     from aiokafka.errors import KafkaError
@@ -160,10 +161,19 @@ async def ensure_topics(
     finally:
         await admin.close()
     if problems:
-        how = ("create them as `watcher topics plan --config FILE` prints" if not create else
+        how = (f"create them as `{plan}` prints" if not create else
                "use the count the topics were created with, or a new topic_prefix")
         raise BrokerError(f"{len(problems)} topic(s) missing or wrong on {conn.bootstrap}: {'; '.join(problems)} "
                           f"({how})")  # fmt: skip
+
+
+async def ensure_planned(conn: KafkaConnection, config: Config, *names: str) -> None:
+    """Before a tool produces to ``names``: create them as planned (``create_topics``) or check
+    they exist. Producing to a missing topic would let a broker that auto-creates topics make it
+    with its default partition count, and ``watcher run`` would then refuse the mismatch."""
+    specs = [s for s in topic_specs(config) if s.name in names]
+    await ensure_topics(conn, specs, create=config.broker.create_topics, replication=config.broker.replication_factor,
+                        plan=f"watcher topics plan --config {config.path or 'FILE'}")  # fmt: skip
 
 
 _ALREADY_EXISTS, _TOPIC_AUTHORIZATION_FAILED, _INVALID_CONFIG, _POLICY_VIOLATION = 36, 29, 40, 44

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from watcher.app.preflight import tool_connection
+from watcher.app.topics import ensure_planned
 from watcher.config import Config
 from watcher.errors import BrokerError
 from watcher.events import TrackRequest, encode
@@ -20,6 +21,7 @@ async def send_track_request(config: Config, source: str, region: str, project_i
     from aiokafka.errors import KafkaError
 
     conn = await tool_connection(config, "`watcher track` needs")
+    await ensure_planned(conn, config, f"{config.broker.topic_prefix}.track")
     req = TrackRequest(
         source=source, region=region, project_id=project_id, job_id=job_id, requested_at=datetime.now(UTC)
     )
