@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,7 @@ from watcher.config import broker_hosts, load_config, parse_config
 from watcher.errors import ConfigError
 
 FILE = "watcher.toml"
+ROOT = Path(__file__).resolve().parents[2]
 SASL = '[broker]\nurl = "kafka://k1:9093"\nsecurity_protocol = "SASL_SSL"\nsasl_mechanism = "SCRAM-SHA-512"\nsasl_username = "watcher"\n'
 
 
@@ -131,3 +135,32 @@ def test_the_embedded_broker_takes_no_security_and_creates_its_topics(lines: str
     with pytest.raises(ConfigError) as info:
         parse_config(f"[broker]\n{lines}\n", FILE)
     assert str(info.value) == f"{FILE}:{message}"
+
+
+def check(path: Path, *flags: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "watcher.cli", "config", "check", *flags, str(path)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60, env={**os.environ, **env})  # fmt: skip
+
+
+def test_config_check_shows_the_broker_security_with_the_password_masked(tmp_path: Path) -> None:
+    path = tmp_path / "w.toml"
+    path.write_text(SASL + 'sasl_password_env = "KAFKA_PW_UNIT"\n')
+    out = check(path, env={"KAFKA_PW_UNIT": "hunter2-SECRET"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[1] == (
+        "broker: k1:9093 (SASL_SSL, SCRAM-SHA-512 as 'watcher', password ****** from $KAFKA_PW_UNIT (set), "
+        "CA the system trust store; topics created by watcher)"
+    )
+    assert "hunter2-SECRET" not in out.stdout + out.stderr
+
+
+def test_config_check_says_when_the_password_variable_is_unset(tmp_path: Path) -> None:
+    path = tmp_path / "w.toml"
+    path.write_text(SASL + 'sasl_password_env = "KAFKA_PW_UNSET"\n')
+    out = check(path, env={})
+    assert out.returncode == 0, out.stderr  # the file is fine; the machine that runs watcher needs the variable
+    assert "password ****** from $KAFKA_PW_UNSET (NOT SET: `watcher run` will refuse to start)" in out.stdout
+    out = check(path, "--broker", env={})  # connecting needs it: one line, exit 2, before any connection
+    assert out.returncode == 2
+    assert out.stderr == (f"watcher: error: {path}:6: broker.sasl_password_env: the environment variable "
+                          "KAFKA_PW_UNSET is not set: the SASL password comes from the environment only\n")  # fmt: skip
