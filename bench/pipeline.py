@@ -131,14 +131,13 @@ class TopicCounter:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> TopicCounter:
-        from aiokafka import AIOKafkaConsumer
-
+        from watcher.app.kafka import KafkaConnection
         from watcher.app.topics import ensure_topics
 
-        await ensure_topics(self.bootstrap, {self.topic: self.partitions})
-        self._consumer = AIOKafkaConsumer(self.topic, bootstrap_servers=self.bootstrap, group_id=None,
-                                          auto_offset_reset="earliest", enable_auto_commit=False,
-                                          metadata_max_age_ms=1000)
+        conn = KafkaConnection.plaintext(self.bootstrap)
+        await ensure_topics(conn, {self.topic: self.partitions})
+        self._consumer = conn.consumer(self.topic, group_id=None, auto_offset_reset="earliest",
+                                       enable_auto_commit=False, metadata_max_age_ms=1000)
         await self._consumer.start()
         self._task = asyncio.create_task(self._run())
         return self

@@ -322,9 +322,10 @@ async def one_run(leg: Any, mode: str, rules: Path, topic: str, n: int, tmp: Pat
         "--app-id", app_id, "--datadir", str(datadir), "--n", str(n), *(["--tansu"] if leg.kind == "tansu" else []),
     ]
     if mode != "raw":
+        from watcher.app.kafka import KafkaConnection
         from watcher.app.topics import ensure_topics
 
-        await ensure_topics(leg.bootstrap, {f"{app_id}.alerts": PARTITIONS, f"{app_id}-delivered-changelog": PARTITIONS})
+        await ensure_topics(KafkaConnection.plaintext(leg.bootstrap), {f"{app_id}.alerts": PARTITIONS, f"{app_id}-delivered-changelog": PARTITIONS})
     started = time.monotonic()
     with open(log, "wb") as f:
         proc = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
@@ -361,10 +362,11 @@ def plan(smoke: bool) -> list[tuple[str, int]]:
 
 
 async def measure_leg(leg: Any, smoke: bool, n: int, tmp: Path) -> list[dict[str, Any]]:
+    from watcher.app.kafka import KafkaConnection
     from watcher.app.topics import ensure_topics
 
     topic = f"bench-tp-{uuid.uuid4().hex[:8]}.events"
-    await ensure_topics(leg.bootstrap, {topic: PARTITIONS})
+    await ensure_topics(KafkaConnection.plaintext(leg.bootstrap), {topic: PARTITIONS})
     await produce(leg.bootstrap, topic, make_events(n))
     rules = {}
     for count in (10, 100, 1000):

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.kafka.legs import LEGS, BrokerLeg, run_kafka, run_tansu
+from tests.kafka.legs import LEGS, BrokerLeg, SecureLeg, run_kafka, run_secure_kafka, run_tansu
 
-BROKER_FIXTURES = {"broker", "tansu_broker", "kafka_broker", "own_kafka"}
+BROKER_FIXTURES = {"broker", "tansu_broker", "kafka_broker", "own_kafka", "secure_kafka"}
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +21,12 @@ def tansu_broker() -> Iterator[BrokerLeg]:
 def kafka_broker() -> Iterator[BrokerLeg]:
     """A real single-node Apache Kafka (KRaft), one for the whole run; skipped (failed under CI) without Java/Maven."""
     yield from run_kafka()
+
+
+@pytest.fixture(scope="session")
+def secure_kafka() -> Iterator[SecureLeg]:
+    """An Apache Kafka with a SASL_SSL listener (SCRAM-SHA-512, test-time CA) and ACLs, one for the whole run."""
+    yield from run_secure_kafka()
 
 
 @pytest.fixture

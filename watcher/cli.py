@@ -8,15 +8,21 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from watcher.errors import WatcherError
 from watcher.logs import setup_logging
 
+if TYPE_CHECKING:
+    from watcher.config import Config
+
 EPILOG = """\
 Secrets come from the environment, never from the config file or the command line:
 HUAWEICLOUD_SDK_AK / HUAWEICLOUD_SDK_SK (and HUAWEICLOUD_SDK_SECURITY_TOKEN), or an IAM
-token in HUAWEICLOUD_SDK_TOKEN. With no [broker] url, an embedded in-memory Tansu broker is
-started (demos, development, tests); set [broker] url = "kafka://host:9092" for real Kafka.
+token in HUAWEICLOUD_SDK_TOKEN; the Kafka SASL password in WATCHER_KAFKA_PASSWORD (or the
+variable [broker] sasl_password_env names). With no [broker] url, an embedded in-memory Tansu
+broker is started (demos, development, tests); set [broker] url = "kafka://host:9092" for real
+Kafka, and security_protocol, ssl_* and sasl_* for TLS and SASL (README: Production Kafka).
 """
 
 
@@ -39,7 +45,37 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         print(e, file=sys.stderr)
     if not errors:
         print(f"{args.config}: ok ({len(config.targets())} targets, {len(config.rules.files)} rule files)")
+        if config.broker.url:
+            print(broker_summary(config))
+    if args.broker:
+        from watcher.app.preflight import check_broker
+
+        print(asyncio.run(check_broker(config)))  # BrokerError: one line, exit 2
     return 1 if errors else 0
+
+
+def broker_summary(config: Config) -> str:
+    """The [broker] security in one line, the password masked (and whether its variable is set)."""
+    import os
+
+    b = config.broker
+    line = f"broker: {b.bootstrap()} ({b.security_protocol}"
+    if b.uses_sasl:
+        state = "set" if os.environ.get(b.sasl_password_env) else "NOT SET: `watcher run` will refuse to start"
+        line += f", {b.sasl_mechanism} as {b.sasl_username!r}, password ****** from ${b.sasl_password_env} ({state})"
+    if b.uses_tls:
+        line += f", CA {b.ssl_cafile or 'the system trust store'}"
+        line += f", client certificate {b.ssl_certfile}" if b.ssl_certfile else ""
+        line += "" if b.ssl_check_hostname else ", hostname NOT checked"
+    return line + f"; topics {'created by watcher' if b.create_topics else 'created by the admin'})"
+
+
+def cmd_topics_plan(args: argparse.Namespace) -> int:
+    from watcher.app.plan import format_plan
+    from watcher.config import load_config
+
+    print(format_plan(load_config(args.config), args.principal))
+    return 0
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
@@ -197,9 +233,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_track)
 
     cfg = sub.add_parser("config", help="config tools").add_subparsers(dest="sub", required=True, metavar="SUB")
-    s = cfg.add_parser("check", help="validate a config file, its rule files and its notification URLs")
+    s = cfg.add_parser(
+        "check", help="validate a config file, its rule files and its notification URLs (--broker: and connect)",
+        description="Validate a config file, its rule files and its notification URLs. With --broker, also "
+        "connect to the [broker] with its TLS and SASL settings and say in one line what failed (unreachable, "
+        "TLS handshake and why, authentication, topic or group authorization, missing topics); exit 2 if so.",
+    )
     s.add_argument("config")
+    s.add_argument("--broker", action="store_true", help="also connect to the broker and check access (exit 2 if not)")
     s.set_defaults(func=cmd_config_check)
+
+    topics = sub.add_parser("topics", help="topic tools").add_subparsers(dest="sub", required=True, metavar="SUB")
+    s = topics.add_parser(
+        "plan", help="print every topic the deployment needs, with kafka-topics.sh and kafka-acls.sh commands",
+        description="Print every topic and changelog the deployment needs (partitions, cleanup.policy, "
+        "retention), a ready-to-run kafka-topics.sh --create command per topic, and the kafka-acls.sh commands "
+        "that let watcher's principal use them and its consumer group. Connects to nothing.",
+    )
+    s.add_argument("--config", required=True)
+    s.add_argument("--principal", default=None,
+                   help="the principal to grant (default: User:<sasl_username>; with mutual TLS, the certificate's)")
+    s.set_defaults(func=cmd_topics_plan)
 
     rules = sub.add_parser("rules", help="rule tools").add_subparsers(dest="sub", required=True, metavar="SUB")
     s = rules.add_parser("check", help="check rule files; errors as file:line:col: message")

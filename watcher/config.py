@@ -3,7 +3,8 @@
 Every error names the file, the key and (where it can be found) the line. Secrets are
 never in the file: AK/SK come from the SDK's variables (``HUAWEICLOUD_SDK_AK``,
 ``HUAWEICLOUD_SDK_SK``, ``HUAWEICLOUD_SDK_SECURITY_TOKEN``) or a token from
-``HUAWEICLOUD_SDK_TOKEN``.
+``HUAWEICLOUD_SDK_TOKEN``; the Kafka SASL password from the variable ``[broker]
+sasl_password_env`` names (``WATCHER_KAFKA_PASSWORD``), read by :mod:`watcher.app.kafka`.
 """
 
 from __future__ import annotations
@@ -23,9 +24,24 @@ from watcher.notify.config import NotifyConfig, SlackConfig
 from watcher.notify.redact import mask_url
 from watcher.sources.base import Target
 
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]  # Kafka's security.protocol
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+#: The URL schemes Faust's Kafka transport takes; TLS and SASL are security_protocol's business.
+BROKER_SCHEMES = ("kafka", "aiokafka")
+DEFAULT_KAFKA_PORT = 9092
+
 
 class BrokerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    url: str = ""  # "" -> start the embedded Tansu broker (in-memory; demos, development, tests)
+    """``[broker]``: where Kafka is, how to talk to it securely, and the topics' shape.
+
+    TLS and SASL follow Kafka's own client settings (``security.protocol``, ``sasl.mechanism``)
+    as aiokafka and Faust name them. Paths are relative to the config file. The SASL password
+    is never in the file: it is read from the environment variable ``sasl_password_env`` names.
+    """
+
+    # "" -> start the embedded Tansu broker (in-memory; demos, development, tests). Several
+    # brokers: "kafka://h1:9092;h2:9092" (Faust's form) or "kafka://h1:9092,h2:9092".
+    url: str = ""
     topic_prefix: str = "watcher"
     partitions: int = 8
     session_timeout: str = "10s"  # how long a dead worker holds its partitions before others take over
@@ -33,6 +49,63 @@ class BrokerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     # While the broker is unreachable, pollers hold up to this many changes and publish them when
     # it is back; past it, changes are not taken (an ERROR line) and a later poll sees them again.
     outage_buffer: int = 10000
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    ssl_cafile: str = ""  # PEM CA bundle that signed the brokers' certificates; "" -> the system's CAs
+    ssl_certfile: str = ""  # mutual TLS: the client certificate (PEM; may hold the key too)
+    ssl_keyfile: str = ""  # mutual TLS: the client key (PEM, unencrypted)
+    ssl_check_hostname: bool = True
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str = ""
+    sasl_password_env: str = "WATCHER_KAFKA_PASSWORD"  # the variable holding the SASL password
+    # false: the cluster admin creates the topics (`watcher topics plan`); `watcher run` checks
+    # they exist with the right partitions instead of creating them, and exits 2 if not.
+    create_topics: bool = True
+    replication_factor: int = 1  # of the topics watcher creates (and `topics plan` prints)
+    retention: str = "7d"  # retention.ms of the topics that are not compacted
+
+    def bootstrap(self) -> str:
+        """``host:port[,host:port...]`` from ``url``; ValueError saying what is wrong."""
+        return ",".join(f"{h}:{p}" for h, p in broker_hosts(self.url))
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+
+def broker_hosts(url: str) -> list[tuple[str, int]]:
+    """The (host, port) pairs of a ``[broker] url``; ValueError saying what is wrong.
+
+    Accepts Faust's forms: ``kafka://h1:9092``, ``kafka://h1:9092;h2:9092``,
+    ``kafka://h1:9092;kafka://h2:9092``, and commas between hosts. There is no
+    ``kafka+ssl://`` in Faust or aiokafka: TLS is ``security_protocol``.
+    """
+    hosts: list[tuple[str, int]] = []
+    for part in filter(None, (p.strip() for p in re.split(r"[;,]", url))):
+        scheme, sep, rest = part.partition("://")
+        if not sep:
+            scheme, rest = "", part
+        if scheme and scheme not in BROKER_SCHEMES:
+            hint = ('; TLS is not a URL scheme here: use kafka:// and security_protocol = "SSL" or "SASL_SSL"'
+                    if "ssl" in scheme or "sasl" in scheme else "")
+            raise ValueError(f"unknown scheme {scheme + '://'!r}; expected kafka://host:port{hint}")
+        if "@" in rest:  # never echo it: what precedes the @ may be a password
+            raise ValueError("credentials do not go in the url: set sasl_username, and the password in the "
+                             "environment variable sasl_password_env names")
+        if not scheme and hosts == []:
+            raise ValueError(f"expected kafka://host:port, got {part!r}")
+        host, colon, port = rest.rstrip("/").rpartition(":")
+        if not colon:
+            host, port = rest.rstrip("/"), str(DEFAULT_KAFKA_PORT)
+        if not host or "/" in host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected kafka://host:port, got {part!r}")
+        hosts.append((host.strip("[]"), int(port)))
+    if not hosts:
+        raise ValueError("expected kafka://host:port")
+    return hosts
 
 
 class CloudConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -162,7 +235,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
 
 _DURATION_KEYS = {
-    "broker": ("session_timeout",),
+    "broker": ("session_timeout", "retention"),
     "cloud": ("connect_timeout", "read_timeout", "retry_budget"),
     "poll": ("fast", "idle", "tick", "sweep", "retention"),
     "health": ("blind_after", "check_interval", "heartbeat_interval"),
@@ -171,11 +244,25 @@ _DURATION_KEYS = {
 
 _PATH = re.compile(r"at `\$\.([^`]*)`")
 #: The choices of each Literal field, so a bad value's message says what was expected.
-_CHOICES: dict[str, tuple[str, ...]] = {"api_version": get_args(ApiVersion), "kind": ("apprise", "slack", "webhook")}
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "api_version": get_args(ApiVersion),
+    "kind": ("apprise", "slack", "webhook"),
+    "security_protocol": get_args(SecurityProtocol),
+    "sasl_mechanism": get_args(SaslMechanism),
+}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SLACK_CHANNEL = re.compile(r"^(?:[CGD][A-Z0-9]{6,}|#[a-z0-9][a-z0-9_\-]{0,79})$")
 _SLACK_GROUP = re.compile(r"^S[A-Z0-9]{6,}$")
 _LINK_FIELDS = frozenset({"region", "project_id", "job_id", "parent_job_id", "source"})
+#: Keys that look like settings but would put a secret in the file: refused with the way to do it.
+_SECRET_KEYS = {
+    "broker.sasl_password": "the SASL password never goes in the file: export it in the environment "
+    "variable [broker] sasl_password_env names (WATCHER_KAFKA_PASSWORD by default)",
+    "broker.sasl_plain_password": "the SASL password never goes in the file: export it in the environment "
+    "variable [broker] sasl_password_env names (WATCHER_KAFKA_PASSWORD by default)",
+    "broker.ssl_password": "watcher reads unencrypted client keys only (ssl_keyfile); a key password would "
+    "be a secret in the file",
+}
 _TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)")
 _SEGMENT = re.compile(r"([^.\[\]]+)(?:\[(\d+)\])?")
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]*?)\s*\]\]?")
@@ -236,8 +323,10 @@ def parse_config(text: str, file: str = "<config>") -> Config:
             fld = re.search(r"unknown field `([^`]*)`", msg)
             key = f"{key}.{fld.group(1)}" if key and fld else (fld.group(1) if fld else key)
         reason = _PATH.sub("", msg).strip(" -")
+        if key in _SECRET_KEYS:  # never echo its value: the message names the key only
+            reason = _SECRET_KEYS[key]
         choices = _CHOICES.get((key or "").rsplit(".", 1)[-1])
-        if choices and reason.startswith("Invalid enum value"):
+        if choices and reason.startswith(("Invalid enum value", "Expected `str | null`")):
             reason += f"; expected {' or '.join(repr(c) for c in choices)}"
         raise ConfigError(reason, file=file, key=key, line=_line_of(text, key or "")) from None
     except msgspec.DecodeError as e:
@@ -270,6 +359,7 @@ def _validate(cfg: Config, text: str, file: str) -> None:
             fail(f"watch[{i}].projects", "name at least one project id")
         if w.source == "workspaceapp" and not w.job_types:
             fail(f"watch[{i}].job_types", "the workspaceapp API requires job_type: name the job types to watch")
+    _validate_broker(cfg.broker, file, fail)
     if cfg.broker.partitions < 1:
         fail("broker.partitions", "must be at least 1")
     if cfg.broker.outage_buffer < 1:
@@ -332,6 +422,65 @@ def _validate_channels(cfg: Config, fail: Callable[[str, str], None]) -> None:
             unknown = sorted(names - _LINK_FIELDS)
             if unknown:
                 fail(key, f"unknown placeholder {{{unknown[0]}}}; expected {', '.join(sorted(_LINK_FIELDS))}")
+
+
+def resolve_path(config_file: str, path: str) -> Path:
+    """A path from the config, relative to the config file's directory (absolute paths as they are)."""
+    p = Path(path).expanduser()
+    if p.is_absolute() or not config_file or config_file.startswith("<"):
+        return p
+    return Path(config_file).parent / p
+
+
+def _validate_broker(b: BrokerConfig, file: str, fail: Callable[[str, str], None]) -> None:
+    if b.url:
+        try:
+            broker_hosts(b.url)
+        except ValueError as e:
+            fail("broker.url", str(e))
+    elif b.security_protocol != "PLAINTEXT":
+        fail("broker.security_protocol", "the embedded broker (no [broker] url) speaks PLAINTEXT only: "
+             "set url to the cluster that needs TLS or SASL")
+    elif not b.create_topics:
+        fail("broker.create_topics", "the embedded broker (no [broker] url) starts empty: watcher creates its topics")
+    if b.uses_sasl:
+        if b.sasl_mechanism is None:
+            fail("broker.sasl_mechanism", f'security_protocol = "{b.security_protocol}" needs a mechanism: '
+                 '"SCRAM-SHA-512", "SCRAM-SHA-256" or "PLAIN"')
+        if not b.sasl_username:
+            fail("broker.sasl_username", f'security_protocol = "{b.security_protocol}" needs the SASL user name')
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", b.sasl_password_env):
+            fail("broker.sasl_password_env", "must be the name of an environment variable (letters, digits, _)")
+    else:
+        for key in ("sasl_mechanism", "sasl_username"):
+            if getattr(b, key):
+                fail(f"broker.{key}", f'security_protocol = "{b.security_protocol}" does not use SASL: '
+                     'use "SASL_SSL" (or "SASL_PLAINTEXT"), or remove the sasl_* keys')
+    for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        value = getattr(b, key)
+        if not value:
+            continue
+        if not b.uses_tls:
+            fail(f"broker.{key}", f'security_protocol = "{b.security_protocol}" does not use TLS: '
+                 'use "SSL" or "SASL_SSL", or remove the ssl_* keys')
+        path = resolve_path(file, value)
+        if not path.is_file():
+            fail(f"broker.{key}", f"no such file: {path}")
+    if b.ssl_keyfile and not b.ssl_certfile:
+        fail("broker.ssl_keyfile", "a client key needs its certificate: set ssl_certfile too")
+    if b.replication_factor < 1:
+        fail("broker.replication_factor", "must be at least 1")
+    if parse_duration(b.retention) <= 0:
+        fail("broker.retention", "must be longer than 0s (how long the non-compacted topics keep records)")
+
+
+def config_error(config: Config, key: str, message: str) -> ConfigError:
+    """A ConfigError about ``key`` of a loaded config, with the key's line when the file is readable."""
+    try:
+        text = Path(config.path).read_text() if config.path else ""
+    except OSError:
+        text = ""
+    return ConfigError(message, file=config.path or None, key=key, line=_line_of(text, key) if text else None)
 
 
 def check_notify_targets(cfg: Config, text: str | None = None) -> None:

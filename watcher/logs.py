@@ -4,6 +4,9 @@ During a broker outage aiokafka logs a connection error per attempt, hundreds a 
 which buries the one line that matters ("broker unreachable: holding N events"). So the
 libraries' repeated WARNING/ERROR lines pass once per :data:`REPEAT_WINDOW` per logger and
 message template; the next one that passes says how many were held back.
+
+Secrets read at run time (the Kafka SASL password) are registered with :func:`redact`: any
+log line that would contain one shows ``******`` instead, whichever library wrote it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # already formatted (SecretFilter masked it)
+            out["exc"] = record.exc_text
         return json.dumps(out)
 
 
@@ -55,6 +60,36 @@ class RepeatFilter(logging.Filter):
         return True
 
 
+_SECRETS: set[str] = set()
+
+
+def redact(secret: str) -> None:
+    """Never let ``secret`` reach a log line (only secrets of 4+ characters: shorter ones would
+    mask ordinary text)."""
+    if len(secret) >= 4:
+        _SECRETS.add(secret)
+
+
+class SecretFilter(logging.Filter):
+    """Replaces every registered secret in a record's message (and traceback) with ``******``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not _SECRETS:
+            return True
+        message = record.getMessage()
+        if any(s in message for s in _SECRETS):
+            for s in _SECRETS:
+                message = message.replace(s, "******")
+            record.msg, record.args = message, ()
+        if record.exc_info and record.exc_info[1] is not None:
+            text = logging.Formatter().formatException(record.exc_info)
+            if any(s in text for s in _SECRETS):
+                for s in _SECRETS:
+                    text = text.replace(s, "******")
+                record.exc_info, record.exc_text = None, text
+        return True
+
+
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
@@ -62,6 +97,7 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RepeatFilter())
+    handler.addFilter(SecretFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

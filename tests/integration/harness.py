@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from watcher import events as ev
+from watcher.app.kafka import KafkaConnection
 from watcher.simulator import DEFAULT_AK, DEFAULT_SK
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,8 +60,11 @@ def write_config(
     session_timeout: str | None = None,
     app: str = "",
     cloud: str = "",
+    broker: str = "",
 ) -> Path:
-    """A worker config; ``app`` and ``cloud``: extra lines for those tables (``web_port = 9100``)."""
+    """A worker config; ``app``, ``cloud`` and ``broker``: extra lines for those tables (``web_port = 9100``).
+
+    A leg with ``broker_toml`` (the SASL_SSL leg) adds its security settings to ``[broker]``."""
     lines = [
         "[broker]",
         f'url = "{leg.url}"',
@@ -68,6 +72,8 @@ def write_config(
         f"partitions = {partitions}",
         f"tansu = {'true' if leg.kind == 'tansu' else 'false'}",
         *([f'session_timeout = "{session_timeout}"'] if session_timeout else []),
+        *([leg.broker_toml] if getattr(leg, "broker_toml", "") else []),
+        *([broker] if broker else []),
         "",
         "[app]",
         f'id = "{prefix}"',
@@ -166,7 +172,7 @@ class ReportingWorker(Worker):
 
 
 async def read_topic(
-    bootstrap: str,
+    conn: KafkaConnection,
     topic: str,
     *,
     until: Callable[[list[Any]], bool],
@@ -180,15 +186,11 @@ async def read_topic(
     Reading a topic before the worker created it otherwise lets Apache Kafka auto-create it
     with one partition, and the worker then refuses to start on the mismatch.
     """
-    from aiokafka import AIOKafkaConsumer
-
     if partitions is not None:
         from watcher.app.topics import ensure_topics
 
-        await ensure_topics(bootstrap, {topic: partitions})
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None
-    )
+        await ensure_topics(conn, {topic: partitions})
+    consumer = conn.consumer(topic, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None)
     await consumer.start()
     records: list[Any] = []
     deadline = time.monotonic() + timeout
@@ -229,13 +231,12 @@ class Group:
     members: dict[str, dict[str, set[int]]]
 
 
-async def describe_group(bootstrap: str, group_id: str) -> Group | None:
+async def describe_group(conn: KafkaConnection, group_id: str) -> Group | None:
     """The group's state and members; None while the broker has no coordinator for it yet."""
-    from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
     from aiokafka.errors import KafkaError
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = conn.admin()
     await admin.start()
     try:
         responses = await admin.describe_consumer_groups([group_id])

@@ -332,7 +332,7 @@ async def test_topic_reads_start_at_the_first_kept_record_when_retention_removed
     from watcher.app.topics import ensure_topics, read_from, read_topic
 
     topic = f"retained-{uuid.uuid4().hex[:8]}"
-    await ensure_topics(broker.bootstrap, {topic: 1})
+    await ensure_topics(broker.conn, {topic: 1})
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
     await producer.start()
     try:
@@ -347,6 +347,6 @@ async def test_topic_reads_start_at_the_first_kept_record_when_retention_removed
     finally:
         await admin.close()
     started = time.monotonic()
-    assert await read_from(broker.bootstrap, topic, {0: 0}, deadline=20.0) == [(0, 2, b"c")]
-    assert await read_topic(broker.bootstrap, topic, lambda k, v: (k, v), deadline=20.0) == [(b"c", b"c")]
+    assert await read_from(broker.conn, topic, {0: 0}, deadline=20.0) == [(0, 2, b"c")]
+    assert await read_topic(broker.conn, topic, lambda k, v: (k, v), deadline=20.0) == [(b"c", b"c")]
     assert time.monotonic() - started < 10.0  # not a deadline waited out

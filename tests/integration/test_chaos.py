@@ -48,6 +48,7 @@ from tests.integration.test_delivery import (
 )
 from tests.kafka.kafka import KafkaBroker
 from tests.kafka.legs import BrokerLeg
+from watcher.app.kafka import KafkaConnection
 from watcher.simulator.server import RunningSimulator
 
 pytestmark = [pytest.mark.slow, pytest.mark.broker, pytest.mark.timeout(240)]
@@ -133,17 +134,15 @@ class VirtualClock:
 class Marks:
     """The keys the workers mark delivered, read off the delivered table's changelog as they come."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.bootstrap, self.topic = bootstrap, topic
+    def __init__(self, conn: KafkaConnection, topic: str) -> None:
+        self.conn, self.topic = conn, topic
         self.keys: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._consumer: Any = None
 
     async def start(self) -> Marks:
-        from aiokafka import AIOKafkaConsumer
-
-        self._consumer = AIOKafkaConsumer(self.topic, bootstrap_servers=self.bootstrap, auto_offset_reset="earliest",
-                                          enable_auto_commit=False, group_id=None, metadata_max_age_ms=1000)
+        self._consumer = self.conn.consumer(self.topic, auto_offset_reset="earliest", enable_auto_commit=False,
+                                            group_id=None, metadata_max_age_ms=1000)
         await self._consumer.start()
         self._task = asyncio.create_task(self._run())
         return self
@@ -186,10 +185,10 @@ async def test_throttling_sigkill_broker_outage_and_failing_sink_still_deliver_e
     cfg = rig.config(running, [(sink.url(), ["webhook"])], retry=RETRY, session_timeout="6s")
     first = rig.worker(cfg, "worker1")
     at_start = Counter((t.source, t.job_id, t.from_status, t.to_status) for t in sim.transitions(until=0.0))
-    await read_topic(rig.broker.bootstrap, f"{rig.prefix}.events", until=lambda r: event_rows(r) >= at_start,
+    await read_topic(rig.broker.conn, f"{rig.prefix}.events", until=lambda r: event_rows(r) >= at_start,
                      timeout=120, partitions=4)  # every job seen RUNNING before any fails
     clock = VirtualClock(running).start()
-    marks = await Marks(rig.broker.bootstrap, f"{rig.prefix}-{rig.prefix}-delivered-changelog").start()
+    marks = await Marks(rig.broker.conn, f"{rig.prefix}-{rig.prefix}-delivered-changelog").start()
     try:
         # 1. SIGKILL while the webhook holds a request, then a new worker. Not in the instant after
         # the webhook answered one and before the worker recorded that: no sender can close that

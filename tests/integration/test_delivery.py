@@ -247,7 +247,7 @@ class Rig:
 
     async def events(self) -> TopicCollector:
         """Every record the workers publish on the events topic, as it arrives."""
-        collector = await TopicCollector(self.broker.bootstrap, f"{self.prefix}.events").start()
+        collector = await TopicCollector(self.broker.conn, f"{self.prefix}.events").start()
         self._stops.append(collector.stop)
         return collector
 
@@ -384,7 +384,7 @@ async def test_a_notification_the_stream_never_reads_is_still_delivered_once(rig
     died mid-delivery, or Faust skipped it). Made so here: a notification on the topic with the
     group's offset committed past it. The worker's re-read net delivers it, once, and says so
     once; nothing else makes it warn."""
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    from aiokafka import TopicPartition
 
     from watcher.app.topics import ensure_topics
     from watcher.events import Alert, encode, job_key
@@ -393,21 +393,21 @@ async def test_a_notification_the_stream_never_reads_is_still_delivered_once(rig
     running = await rig.simulator(scenario(desktops=(1, 1), fail=0.0), at_end=True)
     sink = await rig.webhook()
     cfg = rig.config(running, [(sink.url(), ["webhook"])])
-    topic, bootstrap = f"{rig.prefix}.notifications", rig.broker.bootstrap
-    await ensure_topics(bootstrap, {topic: 4})
+    topic, conn = f"{rig.prefix}.notifications", rig.broker.conn
+    await ensure_topics(conn, {topic: 4})
     fired = datetime.now(UTC) - timedelta(minutes=1)
     event = JobEvent(source="evs", region="cn-north-4", project_id=P1, job_key=job_key("evs", "cn-north-4", P1, "lost-1"),
                      job_id="lost-1", job_type="extendVolume", status="FAIL", phase="failed", observed_at=fired)
     alert = Alert(key="volume-failed|lost-1", rule="volume-failed", tags=("webhook",), title="[FAIL] the lost alert",
                   body="it was never read", event=event, fired_at=fired, incident="volume-failed|evs/lost-1")  # fmt: skip
     note = standalone(alert, fired)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = conn.producer()
     await producer.start()
     try:
         meta = await producer.send_and_wait(topic, encode(note), key=note.incident.id.encode())
     finally:
         await producer.stop()
-    group = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=rig.prefix, enable_auto_commit=False)
+    group = conn.consumer(group_id=rig.prefix, enable_auto_commit=False)
     await group.start()
     try:  # the worker's consumer group is past it: its stream starts after the notification
         group.assign([TopicPartition(topic, meta.partition)])
@@ -477,7 +477,7 @@ async def test_sink_that_never_recovers_parks_alerts_on_the_dlq(rig: Rig) -> Non
                      retry="attempts = 2\nbase_delay = 0.1\nmax_delay = 0.2\nbudget_seconds = 10.0")
     expected = expected_alerts(running, seen_at=-1.0)
     worker = rig.worker(cfg, "worker")
-    records = await read_topic(rig.broker.bootstrap, f"{rig.prefix}.dlq", until=lambda r: len(r) >= len(expected),
+    records = await read_topic(rig.broker.conn, f"{rig.prefix}.dlq", until=lambda r: len(r) >= len(expected),
                                timeout=90, settle=3, partitions=4)
     assert records, f"nothing on the DLQ\n{rig.logs()}"
     assert all(isinstance(r, DeadLetter) for r in records)
@@ -505,7 +505,7 @@ async def test_two_workers_share_the_work_and_deliver_each_alert_once(rig: Rig) 
 
     async def both_in_group() -> bool:
         nonlocal group
-        group = await describe_group(rig.broker.bootstrap, rig.prefix)
+        group = await describe_group(rig.broker.conn, rig.prefix)
         return group is not None and group.state == "Stable" and len(group.members) == 2
 
     await wait_until(both_in_group, 90, "both workers in one stable group", rig)

@@ -52,7 +52,7 @@ async def test_dead_letters_list_and_replay_exactly_once(broker, tmp_path: Path)
         dead: list = []
 
         async def poll_dead() -> bool:
-            dead[:] = await read_dead(broker.bootstrap, f"{prefix}.dlq", idle=0.3)
+            dead[:] = await read_dead(broker.conn, f"{prefix}.dlq", idle=0.3)
             return len(dead) >= len(failing)
 
         for _ in range(60):

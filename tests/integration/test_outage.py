@@ -57,7 +57,7 @@ async def test_broker_outage_holds_changes_and_publishes_each_once(rig: Rig) -> 
     def rows(records: list[Any]) -> Counter[tuple[str, str, str | None, str]]:
         return Counter((e.source, e.job_id, e.prev_status, e.status) for e in records if isinstance(e, JobEvent))
 
-    await read_topic(rig.broker.bootstrap, f"{rig.prefix}.events", until=lambda r: rows(r) >= at_start,
+    await read_topic(rig.broker.conn, f"{rig.prefix}.events", until=lambda r: rows(r) >= at_start,
                      timeout=90, partitions=4)
     server: KafkaBroker = rig.broker.server
     await asyncio.to_thread(server.stop)  # off the loop: the sink keeps answering meanwhile

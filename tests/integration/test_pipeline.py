@@ -65,7 +65,7 @@ async def test_scenario_transitions_exactly_across_a_poller_restart(broker, tmp_
             watches.append(WatchSpec("appjob", [p], job_ids=sim.job_ids("appjob", p)))
     prefix = unique_prefix("pipe")
     cfg = write_config(tmp_path / "w.toml", leg=broker, prefix=prefix, sim_url=running.url, watches=watches)
-    collector = await TopicCollector(broker.bootstrap, f"{prefix}.events").start()
+    collector = await TopicCollector(broker.conn, f"{prefix}.events").start()
     transitions = sim.transitions()
     instants = sorted({0.0, *(t.at_seconds for t in transitions)})
     half = len(instants) // 2

@@ -68,7 +68,7 @@ class Rig:
         return w
 
     async def collect(self, topic: str) -> TopicCollector:
-        c = await TopicCollector(self.broker.bootstrap, f"{self.prefix}.{topic}").start()
+        c = await TopicCollector(self.broker.conn, f"{self.prefix}.{topic}").start()
         self.stops.append(c.stop)
         return c
 

@@ -27,7 +27,7 @@ async def test_watcher_track_follows_an_evs_job_until_it_ends(broker, tmp_path: 
     cfg = write_config(
         tmp_path / "w.toml", leg=broker, prefix=prefix, sim_url=running.url, watches=[WatchSpec("evs", [project])]
     )
-    collector = await TopicCollector(broker.bootstrap, f"{prefix}.events").start()
+    collector = await TopicCollector(broker.conn, f"{prefix}.events").start()
     worker = Worker(cfg, tmp_path / "worker.log").start()
     try:
         mine = [t for t in sim.transitions() if t.source == "evs" and t.project == project]

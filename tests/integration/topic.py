@@ -7,27 +7,25 @@ import contextlib
 from typing import Any
 
 from watcher import events as ev
+from watcher.app.kafka import KafkaConnection
 
 
 class TopicCollector:
-    def __init__(self, bootstrap: str, topic: str, partitions: int = 4) -> None:
-        self.bootstrap, self.topic, self.partitions = bootstrap, topic, partitions
+    def __init__(self, conn: KafkaConnection, topic: str, partitions: int = 4) -> None:
+        self.conn, self.topic, self.partitions = conn, topic, partitions
         self.records: list[Any] = []
         self._task: asyncio.Task[None] | None = None
         self._consumer: Any = None
 
     async def start(self) -> TopicCollector:
-        from aiokafka import AIOKafkaConsumer
-
         from watcher.app.topics import ensure_topics
 
         # Create it with the worker's partition count first: a consumer's metadata request
         # would otherwise let the broker auto-create it with its default count.
-        await ensure_topics(self.bootstrap, {self.topic: self.partitions})
+        await ensure_topics(self.conn, {self.topic: self.partitions})
 
-        self._consumer = AIOKafkaConsumer(
-            self.topic, bootstrap_servers=self.bootstrap, auto_offset_reset="earliest",
-            enable_auto_commit=False, group_id=None, metadata_max_age_ms=1000,
+        self._consumer = self.conn.consumer(
+            self.topic, auto_offset_reset="earliest", enable_auto_commit=False, group_id=None, metadata_max_age_ms=1000,
         )
         await self._consumer.start()
         self._task = asyncio.create_task(self._run())

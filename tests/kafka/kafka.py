@@ -10,6 +10,13 @@ cache outside the repo, reused by later runs::
 ``KafkaBroker`` formats a log dir in a temp dir, runs ``java -cp 'libs/*' kafka.Kafka``, waits
 for a Metadata answer, and stops by PID. ``restart()`` keeps ports and log dir, so a test can
 take the broker away and bring it back with its data.
+
+``KafkaBroker(secure=SecureListener(...))`` adds what a production cluster looks like from a
+client: a SASL_SSL listener (SCRAM-SHA-512, a certificate from a CA made at test time by
+:mod:`tests.kafka.pki`), SCRAM users written into the log dir at format time
+(``StorageTool format --add-scram``), and the StandardAuthorizer with no ACLs, so a
+principal may do only what a test grants it (``User:ANONYMOUS``, the PLAINTEXT and controller
+listeners, and the listener's ``super_users`` may do everything).
 """
 
 from __future__ import annotations
@@ -25,9 +32,11 @@ import subprocess
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from tests.kafka.pki import Pki, make_pki
 from watcher.app.broker import free_port, wait_until_ready
 from watcher.errors import BrokerError
 
@@ -154,6 +163,16 @@ def stable_port() -> int:
     return free_port()
 
 
+@dataclass
+class SecureListener:
+    """A SASL_SSL listener with SCRAM-SHA-512 users; ``pki`` is made in the work dir at first start."""
+
+    users: dict[str, str]  # SCRAM user name -> password
+    super_users: tuple[str, ...] = ("admin",)
+    mechanism: str = "SCRAM-SHA-512"
+    pki: Pki | None = field(default=None, repr=False)
+
+
 class KafkaBroker:
     """One KRaft broker+controller JVM on 127.0.0.1, with its log dir in a temp dir."""
 
@@ -164,8 +183,11 @@ class KafkaBroker:
         workdir: str | os.PathLike[str] | None = None,
         heap: str = DEFAULT_HEAP,
         startup_timeout: float = STARTUP_TIMEOUT,
+        secure: SecureListener | None = None,
     ) -> None:
         self.version = version
+        self.secure = secure
+        self.secure_port = 0
         self.heap = heap
         self.startup_timeout = startup_timeout
         self._own_workdir = workdir is None
@@ -185,6 +207,11 @@ class KafkaBroker:
     @property
     def url(self) -> str:
         return f"kafka://{self.host}:{self.port}"
+
+    @property
+    def secure_bootstrap(self) -> str:
+        """host:port of the SASL_SSL listener (``secure`` brokers only)."""
+        return f"{self.host}:{self.secure_port}"
 
     @property
     def pid(self) -> int | None:
@@ -220,6 +247,9 @@ class KafkaBroker:
         t0 = time.monotonic()
         if not self.port:  # first start; a restart keeps its ports so clients find it again
             self.port, self.controller_port = stable_port(), stable_port()
+            if self.secure is not None:
+                self.secure_port = stable_port()
+                self.secure.pki = make_pki(self.workdir / "pki", (self.host,))
         props = self._write_properties()
         if not (self.data_dir / "meta.properties").exists():
             self._format(props)
@@ -289,9 +319,30 @@ class KafkaBroker:
             "broker.session.timeout.ms": "2000",
             "broker.heartbeat.interval.ms": "500",
         }
+        if self.secure is not None:
+            props.update(self._secure_properties(self.secure))
         path = self.workdir / "server.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         return path
+
+    def _secure_properties(self, secure: SecureListener) -> dict[str, str]:
+        assert secure.pki is not None
+        name = "sasl_ssl"  # listener.name.<lower-case listener name>.* configure that listener only
+        mech = secure.mechanism.lower()
+        return {
+            "listeners": f"PLAINTEXT://{self.host}:{self.port},SASL_SSL://{self.host}:{self.secure_port},"
+            f"CONTROLLER://{self.host}:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port},SASL_SSL://{self.host}:{self.secure_port}",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+            "sasl.enabled.mechanisms": secure.mechanism,
+            f"listener.name.{name}.sasl.enabled.mechanisms": secure.mechanism,
+            f"listener.name.{name}.{mech}.sasl.jaas.config":
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            f"listener.name.{name}.ssl.keystore.type": "PEM",
+            f"listener.name.{name}.ssl.keystore.location": str(secure.pki.broker_keystore),
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": ";".join(f"User:{u}" for u in ("ANONYMOUS", *secure.super_users)),
+        }
 
     def _java_cmd(self, *args: str) -> list[str]:
         assert self._java is not None and self._libs is not None
@@ -312,6 +363,9 @@ class KafkaBroker:
         # "=": a random id may start with "-", which the tool would read as an option
         cmd = self._java_cmd("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(props),
                              "--standalone")
+        if self.secure is not None:  # SCRAM credentials live in the metadata log: written at format time
+            for user, password in self.secure.users.items():
+                cmd += ["--add-scram", f"{self.secure.mechanism}=[name={user},password={password}]"]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if proc.returncode != 0:
             tail = (proc.stdout + proc.stderr).strip()[-3000:]

@@ -39,7 +39,7 @@ COMMANDS = list(subcommands(build_parser()))
 def test_the_parser_defines_these_commands() -> None:
     assert COMMANDS == [
         ("run",), ("demo",), ("simulate",), ("track",),
-        ("config",), ("config", "check"), ("rules",), ("rules", "check"), ("rules", "test"), ("explain",),
+        ("config",), ("config", "check"), ("topics",), ("topics", "plan"), ("rules",), ("rules", "check"), ("rules", "test"), ("explain",),
         ("dlq",), ("dlq", "list"), ("dlq", "replay"),
         ("silence",), ("silence", "add"), ("silence", "list"), ("silence", "expire"), ("notify",), ("notify", "test"),
     ]

@@ -46,7 +46,7 @@ def test_readme_config_is_valid_and_complete() -> None:
 
 def test_readme_config_secrets_never_in_repr() -> None:
     cfg = parse_config(readme_config(), "README.md")
-    assert "password" not in repr(cfg)
+    assert "user:password" not in repr(cfg)  # the mailtos:// URL's credentials
     assert "TokenB" not in repr(cfg)
 
 

@@ -12,20 +12,18 @@ from collections.abc import Sequence
 import msgspec
 
 from watcher import events as ev
-from watcher.app.topics import read_topic
+from watcher.app.kafka import KafkaConnection
+from watcher.app.preflight import tool_connection
+from watcher.app.topics import ensure_planned, read_topic
 from watcher.config import Config
 from watcher.errors import BrokerError
 
-
-def _bootstrap(config: Config) -> str:
-    if not config.broker.url:
-        raise BrokerError("the dead-letter tools need a [broker] url: the embedded broker lives inside `watcher run`")
-    return config.broker.url.split("://", 1)[-1]
+NEEDS = "the dead-letter tools need"
 
 
-async def read_dead(bootstrap: str, topic: str, idle: float = 1.5) -> list[ev.DeadLetter]:
+async def read_dead(conn: KafkaConnection, topic: str, idle: float = 1.5) -> list[ev.DeadLetter]:
     """Every dead letter on ``topic``, oldest first (reads to the end, then stops)."""
-    out = await read_topic(bootstrap, topic, lambda _k, v: _dead(v), idle=idle)
+    out = await read_topic(conn, topic, lambda _k, v: _dead(v), idle=idle)
     out.sort(key=lambda d: d.failed_at)
     return out
 
@@ -52,18 +50,19 @@ def format_dead(dead: Sequence[ev.DeadLetter]) -> str:
 
 
 async def list_dead(config: Config) -> list[ev.DeadLetter]:
-    return await read_dead(_bootstrap(config), f"{config.broker.topic_prefix}.dlq")
+    return await read_dead(await tool_connection(config, NEEDS), f"{config.broker.topic_prefix}.dlq")
 
 
 async def replay(config: Config, keys: Sequence[str] = ()) -> int:
     """Re-publish dead notifications (all, or those whose key is in ``keys``); returns how many."""
-    from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaError
 
-    bootstrap = _bootstrap(config)
-    dead = await read_dead(bootstrap, f"{config.broker.topic_prefix}.dlq")
+    conn = await tool_connection(config, NEEDS)
+    dead = await read_dead(conn, f"{config.broker.topic_prefix}.dlq")
     chosen = {d.key: d.notification for d in dead if not keys or d.key in keys}
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    if chosen:
+        await ensure_planned(conn, config, f"{config.broker.topic_prefix}.notifications")
+    producer = conn.producer()
     try:
         await producer.start()
         for note in chosen.values():
@@ -71,7 +70,7 @@ async def replay(config: Config, keys: Sequence[str] = ()) -> int:
             await producer.send_and_wait(f"{config.broker.topic_prefix}.notifications", ev.encode(again),
                                          key=note.incident.id.encode())  # fmt: skip
     except KafkaError as e:
-        raise BrokerError(f"cannot replay to {bootstrap}: {e}") from e
+        raise BrokerError(f"cannot replay to {conn.bootstrap}: {e}") from e
     finally:
         await producer.stop()
     return len(chosen)

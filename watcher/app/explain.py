@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 import msgspec
 
 from watcher import events as ev
+from watcher.app.preflight import tool_connection
 from watcher.app.topics import read_topic
 from watcher.config import Config
-from watcher.errors import BrokerError
 from watcher.rules import grouping
 from watcher.rules.engine import RuleSet, load_book
 from watcher.rules.templates import utc
@@ -86,16 +86,15 @@ def delivered_changelog(config: Config) -> str:
 
 
 async def read_story(config: Config, job_key: str) -> Story:
-    if not config.broker.url:
-        raise BrokerError("the live explain needs a [broker] url: the embedded broker lives inside `watcher run`")
-    bootstrap, prefix = config.broker.url.split("://", 1)[-1], config.broker.topic_prefix
+    conn = await tool_connection(config, "the live explain needs")
+    prefix = config.broker.topic_prefix
     records = await asyncio.gather(
-        read_topic(bootstrap, f"{prefix}.events", lambda _k, v: _record(v)),
-        read_topic(bootstrap, f"{prefix}.alerts", lambda _k, v: _record(v)),
-        read_topic(bootstrap, f"{prefix}.grouping", lambda _k, v: _record(v)),
-        read_topic(bootstrap, f"{prefix}.decisions", lambda _k, v: _record(v)),
-        read_topic(bootstrap, delivered_changelog(config), lambda k, v: (_text(k), _text(v))),
-        read_topic(bootstrap, f"{prefix}.notifications", lambda _k, v: _record(v)),
+        read_topic(conn, f"{prefix}.events", lambda _k, v: _record(v)),
+        read_topic(conn, f"{prefix}.alerts", lambda _k, v: _record(v)),
+        read_topic(conn, f"{prefix}.grouping", lambda _k, v: _record(v)),
+        read_topic(conn, f"{prefix}.decisions", lambda _k, v: _record(v)),
+        read_topic(conn, delivered_changelog(config), lambda k, v: (_text(k), _text(v))),
+        read_topic(conn, f"{prefix}.notifications", lambda _k, v: _record(v)),
     )
     return collect(job_key, *records)
 

@@ -34,6 +34,7 @@ import msgspec
 
 from watcher import events as ev
 from watcher.app import inhibitions as inhibition_feed
+from watcher.app import kafka
 from watcher.app import silences as silence_feed
 from watcher.app.evaluate import EvaluateStage, write_row
 from watcher.app.incidents import IncidentStage
@@ -93,7 +94,10 @@ class TableEpisodes:
 
 def faust_settings(config: Config, broker_url: str, embedded: bool) -> dict[str, Any]:
     settings: dict[str, Any] = dict(
-        broker=broker_url,
+        # broker and broker_credentials (TLS, SASL): the same connection every other client uses
+        **kafka.faust_settings(kafka.connection(config, broker_url)),
+        # create_topics = false: the cluster admin made them (`watcher topics plan`), the runner checked them
+        topic_allow_declare=config.broker.create_topics,
         store="memory://",
         # State lives in Kafka; Faust's data dir only holds scratch files, never in the cwd.
         datadir=tempfile.mkdtemp(prefix="watcher-faust-"),
@@ -101,7 +105,7 @@ def faust_settings(config: Config, broker_url: str, embedded: bool) -> dict[str,
         web_port=config.app.web_port or 6066,
         web_host="127.0.0.1",
         topic_partitions=config.broker.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=config.broker.replication_factor,
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
         # A commit per acked record; the agents read in batches (take_events) and ack a batch at
@@ -137,7 +141,7 @@ def build_app(
 
     comps = build_components(config, client=client, notifier=notifier, ruleset=ruleset)
     prefix, n = config.broker.topic_prefix, config.broker.partitions
-    bootstrap = broker_url.split("://", 1)[-1]
+    conn = kafka.connection(config, broker_url)  # every client below: the configured TLS and SASL
     app = faust.App(config.app.id, **faust_settings(config, broker_url, embedded))
     raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
@@ -202,7 +206,7 @@ def build_app(
         await asyncio.gather(*sent)  # broker acks before poll state moves on
 
     async def probe() -> bool:
-        return await reachable(bootstrap)
+        return await reachable(conn)
 
     outbox = Outbox(publish, bound=config.broker.outage_buffer, probe=probe)
     comps.metrics.outage_buffer.set_function(lambda: outbox.size)
@@ -219,10 +223,10 @@ def build_app(
     )  # fmt: skip
 
     async def reread(starts: dict[int, int]) -> list[tuple[int, int, bytes | None]]:
-        return await read_from(bootstrap, notifications_topic.get_topic_name(), starts)
+        return await read_from(conn, notifications_topic.get_topic_name(), starts)
 
     async def committed(parts: set[int]) -> dict[int, int]:
-        return await committed_offsets(bootstrap, config.app.id, notifications_topic.get_topic_name(), parts)
+        return await committed_offsets(conn, config.app.id, notifications_topic.get_topic_name(), parts)
 
     if not channels:  # Slack, signed webhooks, threaded mail (tokens and secrets from the environment)
         channel_set = ChannelSet.build(config.notify, config.slack)
@@ -302,11 +306,11 @@ def build_app(
 
     @app.task
     async def follow_silences() -> None:
-        await silence_feed.follow(silences, bootstrap, silence_feed.topic_name(config))
+        await silence_feed.follow(silences, conn, silence_feed.topic_name(config))
 
     @app.task
     async def follow_inhibitions() -> None:
-        await silence_feed.follow(inhibitions, bootstrap, inhibition_feed.topic_name(config))
+        await silence_feed.follow(inhibitions, conn, inhibition_feed.topic_name(config))
 
     @app.timer(2.0)  # every worker watches the rule files it was started with
     async def reload_rules() -> None:

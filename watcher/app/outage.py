@@ -17,18 +17,20 @@ import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from watcher.app.kafka import KafkaConnection
+
 T = TypeVar("T")
 log = logging.getLogger("watcher.app")
 
 PROBE_TIMEOUT = 1.0
 
 
-async def reachable(bootstrap: str, timeout: float = PROBE_TIMEOUT) -> bool:
-    """Whether any of ``host:port[,host:port...]`` accepts a TCP connection within ``timeout``."""
-    for address in filter(None, (a.strip() for a in bootstrap.split(","))):
-        host, _, port = address.rpartition(":")
+async def reachable(conn: KafkaConnection, timeout: float = PROBE_TIMEOUT) -> bool:
+    """Whether any of the connection's bootstrap servers accepts a TCP connection within ``timeout``
+    (TCP only: a broker that is back accepts it, whatever its TLS and SASL)."""
+    for host, port in conn.hosts:
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host.strip("[]"), int(port)), timeout)
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
         except (OSError, TimeoutError, ValueError):
             continue
         writer.close()
@@ -41,8 +43,8 @@ async def reachable(bootstrap: str, timeout: float = PROBE_TIMEOUT) -> bool:
 class BrokerWatch:
     """Says the broker is away when no tick came for ``stale`` seconds and a probe finds no broker."""
 
-    def __init__(self, bootstrap: str, stale: float) -> None:
-        self.bootstrap, self.stale = bootstrap, stale
+    def __init__(self, conn: KafkaConnection, stale: float) -> None:
+        self.conn, self.stale = conn, stale
         self.last_tick = time.monotonic()
         self.away = False
 
@@ -54,7 +56,7 @@ class BrokerWatch:
         if time.monotonic() - self.last_tick < self.stale:
             self.away = False
         else:
-            away = not await reachable(self.bootstrap)
+            away = not await reachable(self.conn)
             if away != self.away:
                 log.warning(
                     "broker unreachable: polling this worker's targets without ticks until it is back"

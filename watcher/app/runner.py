@@ -1,4 +1,5 @@
-"""Run one worker: embedded broker if none is configured, the Faust app, clean shutdown."""
+"""Run one worker: embedded broker if none is configured, the broker checked and its topics
+ready (:mod:`watcher.app.preflight`), the Faust app, clean shutdown."""
 
 from __future__ import annotations
 
@@ -71,10 +72,14 @@ def run_worker(
     try:
         import asyncio
 
-        from watcher.app.topics import ensure_topics
+        from watcher.app.kafka import connection
+        from watcher.app.preflight import prepare_for_run
 
+        conn = connection(config, url)  # a bad key file or an unset password: one line, before anything starts
         app = build_app(config, url, embedded=embedded is not None or config.broker.tansu, **build_kw)
-        asyncio.run(ensure_topics(url.split("://", 1)[-1], app.watcher_topics))
+        # Before Faust: a broker that refuses TLS or the password, or (create_topics = false)
+        # topics the admin has not created, stop the worker here with one line, exit 2.
+        asyncio.run(prepare_for_run(conn, config, getattr(app, "watcher_topics", None)))
         if on_app is not None:
             on_app(app)
         worker = faust.Worker(

@@ -18,6 +18,7 @@ from typing import Protocol
 
 import msgspec
 
+from watcher.app.kafka import KafkaConnection
 from watcher.app.topics import partitions_of
 from watcher.config import Config
 from watcher.errors import BrokerError, WatcherError
@@ -67,16 +68,14 @@ class SilenceBook:
         self.runtime[s.id] = s
 
 
-async def follow(book: Feed, bootstrap: str, topic: str) -> None:
+async def follow(book: Feed, conn: KafkaConnection, topic: str) -> None:
     """Read ``topic`` from the start into ``book`` forever; ``book.ready`` once caught up."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import TopicPartition
 
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, metadata_max_age_ms=5000
-    )
-    await consumer.start()
+    consumer = conn.consumer(enable_auto_commit=False, group_id=None, metadata_max_age_ms=5000)
     try:
-        parts = await partitions_of(bootstrap, topic)
+        await consumer.start()
+        parts = await partitions_of(conn, topic)
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         if tps:
             consumer.assign(tps)
@@ -93,48 +92,57 @@ async def follow(book: Feed, bootstrap: str, topic: str) -> None:
                 for m in msgs:
                     book.apply(m.value)
     finally:
-        book.ready.set()  # never hold the pipeline hostage to this reader
         with contextlib.suppress(Exception):
             await consumer.stop()
+        # Never hold the pipeline hostage to this reader. Set last, with no await after it: a
+        # waiter woken by it finds this task already done, with its error if it failed.
+        book.ready.set()
 
 
 # -- the CLI side --------------------------------------------------------------------------
 
 
-def _bootstrap(config: Config) -> str:
-    if not config.broker.url:
-        raise BrokerError("the silence tools need a [broker] url: the embedded broker lives inside `watcher run`")
-    return config.broker.url.split("://", 1)[-1]
+NEEDS = "the silence tools need"
 
 
-async def publish(config: Config, silence: Silence) -> None:
-    from aiokafka import AIOKafkaProducer
+async def publish(config: Config, silence: Silence, conn: KafkaConnection | None = None) -> None:
     from aiokafka.errors import KafkaError
 
-    from watcher.app.topics import ensure_topics
+    from watcher.app.preflight import tool_connection
+    from watcher.app.topics import ensure_planned
 
-    bootstrap = _bootstrap(config)
-    await ensure_topics(bootstrap, {topic_name(config): config.broker.partitions})
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    conn = conn or await tool_connection(config, NEEDS)
+    await ensure_planned(conn, config, topic_name(config))
+    producer = conn.producer(acks="all")
     try:
         await producer.start()
         await producer.send_and_wait(topic_name(config), _enc.encode(silence), key=silence.id.encode())
     except KafkaError as e:
-        raise BrokerError(f"cannot publish the silence to {bootstrap}: {e}") from e
+        raise BrokerError(f"cannot publish the silence to {conn.bootstrap}: {e}") from e
     finally:
         await producer.stop()
 
 
-async def read_all(config: Config, timeout: float = 30.0) -> list[Silence]:
+async def read_all(config: Config, timeout: float = 30.0, conn: KafkaConnection | None = None) -> list[Silence]:
     """The run-time silences on the topic now (latest record per id)."""
+    from watcher.app.preflight import tool_connection
+
+    conn = conn or await tool_connection(config, NEEDS)
     book = SilenceBook()
-    bootstrap = _bootstrap(config)
-    task = asyncio.create_task(follow(book, bootstrap, topic_name(config)))
+    task = asyncio.create_task(follow(book, conn, topic_name(config)))
+    ready = asyncio.create_task(book.ready.wait())
     try:
-        await asyncio.wait_for(book.ready.wait(), timeout)
+        await asyncio.wait({task, ready}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if task.done() and task.exception() is not None:
+            e = task.exception()
+            raise BrokerError(f"cannot read {topic_name(config)} from {conn.bootstrap}: {e}") from e
+        if not book.ready.is_set():
+            raise BrokerError(f"cannot read {topic_name(config)} from {conn.bootstrap}: not read to its end "
+                              f"within {timeout:g}s")  # fmt: skip
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        for t in (task, ready):
+            t.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
     return list(book.runtime.values())
 
@@ -146,11 +154,14 @@ async def add(config: Config, match: str, duration: str | None, comment: str, cr
 
 
 async def expire_id(config: Config, silence_id: str) -> Silence:
-    current = {s.id: s for s in await read_all(config)}
+    from watcher.app.preflight import tool_connection
+
+    conn = await tool_connection(config, NEEDS)
+    current = {s.id: s for s in await read_all(config, conn=conn)}
     if silence_id not in current:
         raise WatcherError(f"no run-time silence {silence_id!r} (see `watcher silence list`)")
     ended = expire(current[silence_id], datetime.now(UTC))
-    await publish(config, ended)
+    await publish(config, ended, conn)
     return ended
 
 

@@ -10,26 +10,26 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from watcher.app.preflight import tool_connection
+from watcher.app.topics import ensure_planned
 from watcher.config import Config
 from watcher.errors import BrokerError
 from watcher.events import TrackRequest, encode
 
 
 async def send_track_request(config: Config, source: str, region: str, project_id: str, job_id: str) -> None:
-    from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaError
 
-    if not config.broker.url:
-        raise BrokerError("`watcher track` needs a [broker] url: the embedded broker lives inside `watcher run`")
-    bootstrap = config.broker.url.split("://", 1)[-1]
+    conn = await tool_connection(config, "`watcher track` needs")
+    await ensure_planned(conn, config, f"{config.broker.topic_prefix}.track")
     req = TrackRequest(
         source=source, region=region, project_id=project_id, job_id=job_id, requested_at=datetime.now(UTC)
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = conn.producer()
     try:
         await producer.start()
         await producer.send_and_wait(f"{config.broker.topic_prefix}.track", encode(req), key=job_id.encode())
     except KafkaError as e:
-        raise BrokerError(f"cannot publish the track request to {bootstrap}: {e}") from e
+        raise BrokerError(f"cannot publish the track request to {conn.bootstrap}: {e}") from e
     finally:
         await producer.stop()
