@@ -26,19 +26,18 @@ def cfg(extra: str = ""):
 def test_every_topic_and_changelog_with_its_shape() -> None:
     specs = topic_specs(cfg())
     by_name = {s.name: s for s in specs}
-    assert len(by_name) == len(specs) == 26
+    assert len(by_name) == len(specs) == 24
     assert [s.name for s in specs if s.cleanup_policy == "compact"] == [
         "w.status", "w.silences", "w.inhibitions",
         "wapp-w-poll-jobs-changelog", "wapp-w-delivered-changelog", "wapp-w-blind-episodes-changelog",
         "wapp-w-stuck-timers-changelog", "wapp-w-groups-changelog", "wapp-w-burst-windows-changelog",
         "wapp-w-shares-changelog", "wapp-w-incidents-changelog", "wapp-w-message-refs-changelog",
-        "wapp-w-poll-targets-changelog",
     ]  # fmt: skip
     assert [s.name for s in specs if s.cleanup_policy == "delete"] == [
         "w.events", "w.alerts", "w.notifications", "w.actions", "w.decisions", "w.dlq", "w.track", "w.poll-requests",
-        "w.grouping", "w.bursts", "w.shares", "w.ticks", "wapp-__assignor-__leader",
+        "w.grouping", "w.bursts", "w.shares", "wapp-__assignor-__leader",
     ]  # fmt: skip
-    assert by_name["w.events"] == TopicSpec("w.events", 6, "delete", WEEK_MS, "job status changes (key: job key)")
+    assert by_name["w.events"] == TopicSpec("w.events", 6, "delete", WEEK_MS, "job status changes (key: the job's incident subject)")
     assert by_name["w.status"].retention_ms is None and by_name["w.status"].configs() == {"cleanup.policy": "compact"}
     assert by_name["w.dlq"].configs() == {"cleanup.policy": "delete", "retention.ms": str(WEEK_MS)}
     assert by_name["wapp-__assignor-__leader"].partitions == 1
@@ -60,7 +59,7 @@ def test_the_plan_names_every_topic_the_app_declares(monkeypatch: pytest.MonkeyP
     app = build_app(config, config.broker.url)
     declared = dict(getattr(app, "watcher_topics", {}))
     declared |= {t.changelog_topic.get_topic_name(): t.partitions or 6 for t in app.tables.values()}
-    declared |= {a.channel.get_topic_name(): 6 for a in app.agents.values()}
+    declared |= {name: 6 for a in app.agents.values() for name in a.channel.topics}  # one agent reads two
     declared[app._leader_assignor._leader_topic_name] = 1
     planned = {s.name: s.partitions for s in topic_specs(config)}
     assert {name: planned.get(name) for name in declared} == declared

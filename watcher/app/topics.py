@@ -58,13 +58,13 @@ class TopicSpec(msgspec.Struct, frozen=True):
 
 #: ``<topic_prefix>.<name>``: (name, cleanup.policy, purpose). Compacted: latest state per key.
 TOPICS: tuple[tuple[str, CleanupPolicy, str], ...] = (
-    ("events", "delete", "job status changes (key: job key)"),
+    ("events", "delete", "job status changes (key: the job's incident subject)"),
     ("alerts", "delete", "alerts the rules fired (key: incident id)"),
     ("notifications", "delete", "what to send about each incident (key: incident id)"),
     ("actions", "delete", "ack / unack / snooze / silence from Slack, HTTP, CLI, UI (key: incident id)"),
     ("status", "compact", "latest TargetStatus / WorkerStatus (key: target id or worker:<host:pid>)"),
     ("decisions", "delete", "what was silenced or inhibited, and why"),
-    ("dlq", "delete", "dead letters: alerts no target accepted"),
+    ("dlq", "delete", "dead letters: notifications a target never accepted"),
     ("silences", "compact", "run-time silences, latest record per id; every worker reads it whole"),
     ("inhibitions", "compact", "inhibitions, latest record per id; every worker reads it whole"),
     ("track", "delete", "by-id jobs to follow (watcher track)"),
@@ -72,8 +72,6 @@ TOPICS: tuple[tuple[str, CleanupPolicy, str], ...] = (
     ("grouping", "delete", "alerts held for a group (key: group key)"),
     ("bursts", "delete", "burst hits (key: rule + burst group)"),
     ("shares", "delete", "share hits (key: rule + parent job)"),
-    # Until the local scheduler replaces poll ticks (the pipeline restructure): then delete this line.
-    ("ticks", "delete", "poll ticks (key: target id)"),
 )
 #: Faust tables ``<topic_prefix>-<name>``; each has the compacted changelog ``<app id>-<table>-changelog``.
 TABLES: tuple[tuple[str, str], ...] = (
@@ -86,8 +84,6 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("shares", "share counts (key: rule + parent job)"),
     ("incidents", "incidents (key: incident id)"),
     ("message-refs", "sent messages that can be edited later (key: incident id + target)"),
-    # Until the local scheduler replaces poll ticks (the pipeline restructure): then delete this line.
-    ("poll-targets", "each target's poll schedule state"),
 )
 
 
