@@ -24,14 +24,13 @@ import pytest
 
 from watcher.errors import ConfigError
 from watcher.events import Alert, DeadLetter, Entities, JobEvent, encode, job_key
-from watcher.notify.config import NotifyConfig, NotifyTarget, RetryBudget
 from watcher.incidents.model import standalone
+from watcher.notify.config import NotifyConfig, NotifyTarget, RetryBudget
 from watcher.notify.deliver import Notifier, TargetResult, classify, format_results, send_test
 from watcher.notify.delivery import Delivery
 from watcher.notify.dispatch import Channels
-from watcher.notify.retry import DeliveryOutcome
 from watcher.notify.render import ZWSP, chat_body, default_body, default_title, mail_footer, sanitize
-from watcher.notify.retry import backoff_delay
+from watcher.notify.retry import DeliveryOutcome, backoff_delay
 from watcher.sinks import Mailbox, WebhookSink
 
 NOW = datetime(2026, 11, 23, 12, 0, 30, tzinfo=UTC)
