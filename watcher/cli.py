@@ -23,23 +23,29 @@ started (demos, development, tests); set [broker] url = "kafka://host:9092" for 
 def cmd_run(args: argparse.Namespace) -> int:
     from watcher.app.runner import run_worker
     from watcher.config import load_config
+    from watcher.preflight import checkup
 
     config = load_config(args.config)
+    found = checkup(config)  # the checks of `config check`: run refuses what it would fail
+    if not found.ok:
+        for line in found.problems:
+            print(f"watcher: error: {line}", file=sys.stderr)
+        print(f"watcher: error: {args.config}: not started; `watcher config check {args.config}` "
+              "lists the same problems", file=sys.stderr)
+        return 2
     return run_worker(config, loglevel=args.log_level)
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from watcher.config import check_notify_targets, load_config
-    from watcher.rules.check import check_files
+    from watcher.config import load_config
+    from watcher.preflight import checkup
 
-    config = load_config(args.config)
-    check_notify_targets(config)
-    errors = check_files(list(config.rules.files))
-    for e in errors:
-        print(e, file=sys.stderr)
-    if not errors:
-        print(f"{args.config}: ok ({len(config.targets())} targets, {len(config.rules.files)} rule files)")
-    return 1 if errors else 0
+    found = checkup(load_config(args.config))
+    for line in found.problems:
+        print(line, file=sys.stderr)
+    if found.ok:
+        print("\n".join(found.summary()))
+    return 0 if found.ok else 1
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:

@@ -8,17 +8,21 @@ never in the file: AK/SK come from the SDK's variables (``HUAWEICLOUD_SDK_AK``,
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Literal, get_args
 
 import msgspec
 
+from watcher.cloud.endpoints import SERVICES, region_problem
+from watcher.cloud.endpoints import normalize as normalize_endpoint
 from watcher.duration import parse_duration
 from watcher.errors import ConfigError
-from watcher.events import SOURCES
+from watcher.events import SOURCES, id_problem
 from watcher.notify.config import NotifyConfig
 from watcher.notify.redact import mask_url
+from watcher.sources import get_source
 from watcher.sources.base import Target
 
 
@@ -150,6 +154,10 @@ _DURATION_KEYS = {
     "app": ("shutdown_grace",),
 }
 
+#: Durations that must be longer than zero (a zero tick or poll interval would spin).
+_POSITIVE_DURATIONS = frozenset({"poll.fast", "poll.idle", "poll.tick", "poll.sweep", "cloud.read_timeout",
+                                 "cloud.connect_timeout", "health.check_interval", "health.heartbeat_interval"})
+
 _PATH = re.compile(r"at `\$\.([^`]*)`")
 #: The choices of each Literal field, so a bad value's message says what was expected.
 _CHOICES: dict[str, tuple[str, ...]] = {"api_version": get_args(ApiVersion)}
@@ -237,9 +245,25 @@ def _validate(cfg: Config, text: str, file: str) -> None:
         sub = getattr(cfg, section)
         for k in keys:
             try:
-                parse_duration(getattr(sub, k))
+                seconds = parse_duration(getattr(sub, k))
             except ValueError as e:
                 fail(f"{section}.{k}", str(e))
+            if seconds <= 0 and f"{section}.{k}" in _POSITIVE_DURATIONS:
+                fail(f"{section}.{k}", f"must be longer than 0, got {getattr(sub, k)!r}")
+    if (problem := broker_url_problem(cfg.broker.url)) is not None:
+        fail("broker.url", problem)
+    for svc, url in cfg.cloud.endpoints.items():
+        if svc not in SERVICES:
+            fail(f"cloud.endpoints.{svc}", f"unknown service; expected {', '.join(SERVICES)} "
+                 "(appjob uses workspaceapp's endpoint, script workspace's)")
+        try:
+            normalize_endpoint(url)
+        except ValueError as e:
+            fail(f"cloud.endpoints.{svc}", str(e))
+    if cfg.cloud.max_concurrency < 1:
+        fail("cloud.max_concurrency", "must be at least 1 (HTTP requests in flight to the cloud)")
+    if cfg.cloud.retry_attempts < 1:
+        fail("cloud.retry_attempts", "must be at least 1 (the first request counts)")
     for i, w in enumerate(cfg.watch):
         if w.source not in SOURCES:
             fail(f"watch[{i}].source", f"unknown source {w.source!r}; expected one of {', '.join(SOURCES)}")
@@ -247,6 +271,15 @@ def _validate(cfg: Config, text: str, file: str) -> None:
             fail(f"watch[{i}].projects", "name at least one project id")
         if w.source == "workspaceapp" and not w.job_types:
             fail(f"watch[{i}].job_types", "the workspaceapp API requires job_type: name the job types to watch")
+        service = get_source(w.source).service
+        if (problem := region_problem(service, w.region, cfg.cloud.endpoints)) is not None:
+            fail(f"watch[{i}].region", problem)
+        for project in w.projects:
+            if (problem := id_problem(project, "project id")) is not None:
+                fail(f"watch[{i}].projects", problem)
+        for job_id in w.job_ids:
+            if (problem := id_problem(job_id)) is not None:
+                fail(f"watch[{i}].job_ids", problem)
     if cfg.broker.partitions < 1:
         fail("broker.partitions", "must be at least 1")
     if cfg.broker.outage_buffer < 1:
@@ -255,9 +288,25 @@ def _validate(cfg: Config, text: str, file: str) -> None:
         fail("health.blind_after_failures", "must be at least 1")
     if not 0 <= cfg.app.web_port <= 65535:
         fail("app.web_port", "must be a TCP port (1-65535), or 0 for no web server")
-    for svc in cfg.cloud.endpoints:
-        if svc not in ("workspace", "workspaceapp", "evs"):
-            fail(f"cloud.endpoints.{svc}", "unknown service; expected workspace, workspaceapp or evs")
+
+
+#: Schemes a ``[broker] url`` may have (Faust's name for its aiokafka transport).
+BROKER_SCHEMES: tuple[str, ...] = ("kafka",)
+_HOST_PORT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:\d{1,5}$")
+
+
+def broker_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a Kafka bootstrap URL (``kafka://host:port[,host:port]``), or None."""
+    if not url:
+        return None  # the embedded broker
+    scheme, sep, rest = url.partition("://")
+    expected = f"expected {' or '.join(s + '://' for s in BROKER_SCHEMES)}HOST:PORT (a Kafka bootstrap address)"
+    if not sep or scheme not in BROKER_SCHEMES:
+        return f"{expected}, got {url!r}"
+    hosts = [h.removeprefix(f"{scheme}://") for h in re.split(r"[;,]", rest)]
+    if not all(_HOST_PORT.match(h) for h in hosts):
+        return f"{expected}, got {url!r}: each broker needs a host and a port"
+    return None
 
 
 def check_notify_targets(cfg: Config, text: str | None = None) -> None:
@@ -284,9 +333,31 @@ def check_notify_targets(cfg: Config, text: str | None = None) -> None:
 
 
 def load_config(path: str | Path) -> Config:
+    """Read, decode and validate a config file; relative paths in it (rule files, the Apprise
+    config) are made relative to the file's own directory, not the current one."""
     p = Path(path)
     try:
-        text = p.read_text()
+        data = p.read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read config: {e.strerror}", file=str(p)) from None
-    return parse_config(text, str(p))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"not a TOML text file: byte {data[e.start]:#04x} at offset {e.start} is not UTF-8",
+                          file=str(p)) from None
+    if "\x00" in text:
+        raise ConfigError(f"not a TOML text file: a NUL byte at offset {text.index(chr(0))}", file=str(p))
+    return resolve_paths(parse_config(text, str(p)), p.parent)
+
+
+def _beside(base: Path, path: str) -> str:
+    return path if os.path.isabs(path) else os.path.normpath(base / path)
+
+
+def resolve_paths(cfg: Config, base: Path) -> Config:
+    """``cfg`` with its relative file paths joined to ``base`` (the config file's directory)."""
+    rules = msgspec.structs.replace(cfg.rules, files=tuple(_beside(base, f) for f in cfg.rules.files))
+    notify = cfg.notify
+    if notify.apprise_config:
+        notify = msgspec.structs.replace(notify, apprise_config=_beside(base, notify.apprise_config))
+    return msgspec.structs.replace(cfg, rules=rules, notify=notify)

@@ -1,7 +1,7 @@
 """`watcher demo`: the whole pipeline on one machine, with alerts you can watch arrive.
 
 Embedded Tansu broker + the simulator playing the demo scenario + pollers for all five
-APIs + ``rules/demo.yaml`` + three notification targets: the console, a local webhook sink
+APIs + ``watcher/rules/demo.yaml`` + three notification targets: the console, a local webhook sink
 and a local SMTP mailbox (both started here, both real servers on 127.0.0.1).
 """
 
@@ -26,8 +26,8 @@ from watcher.config import (
 )
 from watcher.sinks import BackgroundLoop, Mail, Mailbox, Received, WebhookSink
 
-ROOT = Path(__file__).resolve().parent.parent
-DEMO_RULES = ROOT / "rules" / "demo.yaml"
+#: Shipped inside the package (``pip install .`` then ``watcher demo`` works anywhere).
+DEMO_RULES = Path(__file__).resolve().parent / "rules" / "demo.yaml"
 
 
 def _say(line: str) -> None:
@@ -105,7 +105,7 @@ def run_demo(duration: float | None = None, log_level: str = "WARNING") -> int:
     _say("watcher demo: embedded Tansu broker (in-memory) + Huawei Cloud job API simulator")
     _say(f"  simulator  {sim.url}  projects: {', '.join(projects)}")
     _say(f"  webhook    http://127.0.0.1:{sink.port}/demo      mailbox  smtp://127.0.0.1:{mailbox.port}")
-    _say(f"  rules      {DEMO_RULES.relative_to(ROOT)}")
+    _say(f"  rules      {DEMO_RULES}")
     _say("  alerts appear below as they are delivered (console = full text; webhook/mailbox = receipts)")
     _say("")
 

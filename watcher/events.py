@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -32,6 +33,25 @@ TERMINAL_PHASES: frozenset[str] = frozenset({"succeeded", "failed"})
 
 #: Source names, as used in config, rules (`evs: FAIL *`) and job keys.
 SOURCES: tuple[str, ...] = ("workspace", "workspaceapp", "appjob", "script", "evs")
+
+#: A job or project id as accepted at the door (config, CLI, the track topic). Ids go into
+#: request paths, so anything else is refused before a URL is built: Huawei's ids are hex,
+#: digits or UUIDs, far inside this.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+Id = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
+#: A region id goes into a host name ("cn-north-4", "eu-west-101").
+REGION_PATTERN = r"^[a-z]{2,}(?:-[a-z0-9]+)+$"
+Region = Annotated[str, msgspec.Meta(pattern=REGION_PATTERN)]
+_ID = re.compile(ID_PATTERN)
+
+
+def id_problem(value: str, what: str = "job id") -> str | None:
+    """Why ``value`` is not a usable id (one line, never the whole value), or None if it is."""
+    if _ID.match(value):
+        return None
+    shown = repr(value) if len(value) <= 40 else f"{value[:20]!r}… ({len(value):,} characters)"
+    return f"not a valid {what}: {shown}; expected 1 to 128 letters, digits, '.', '_', ':' or '-'"
+
 
 #: What happened to the job between two observations.
 Change = Literal["appeared", "changed", "vanished"]
@@ -286,9 +306,9 @@ class TrackRequest(msgspec.Struct, frozen=True, kw_only=True, tag="track", omit_
 
     schema: int = SCHEMA_VERSION
     source: str
-    region: str
-    project_id: str
-    job_id: str
+    region: Region
+    project_id: Id  # ids are validated on decode: a request with a malformed one is refused whole
+    job_id: Id
     requested_at: datetime | None = None
 
 

@@ -7,7 +7,7 @@ masks it in every repr — the structs end up in logs and tracebacks.
 Example::
 
     [notify]
-    default_tags = ["default"]
+    default_tags = ["default"]     # rules without `notify`; leave out to send those to every target
     apprise_config = "/etc/watcher/apprise.yaml"   # optional, Apprise YAML with tags
 
     [[notify.targets]]
@@ -65,13 +65,15 @@ class RetryBudget(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 class NotifyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Where alerts go and how hard we try.
 
-    ``default_tags`` route alerts whose rule set no tags. ``body_limit``/``title_limit``
+    ``default_tags`` route alerts whose rule set no tags (and the self-health alerts when
+    ``[health] tags`` is empty); when it is empty, the default, such alerts go to every
+    target, so a config with targets always delivers. ``body_limit``/``title_limit``
     cap what is sent, after sanitizing (see :func:`watcher.notify.render.sanitize`).
     """
 
     targets: tuple[NotifyTarget, ...] = ()
     apprise_config: str | None = None
-    default_tags: tuple[str, ...] = ("default",)
+    default_tags: tuple[str, ...] = ()  # () -> every target
     retry: RetryBudget = RetryBudget()
     body_limit: Annotated[int, msgspec.Meta(ge=64)] = 4000
     title_limit: Annotated[int, msgspec.Meta(ge=16)] = 250

@@ -6,7 +6,8 @@ one call over many services also applies Apprise's tag-priority escalation, and 
 handle back to the plugin object. So each target gets its own single-service ``Apprise``;
 a send is ``asyncio.gather`` over those, each ``await``-ing ``async_notify`` — which runs
 blocking plugins in Apprise's worker threads, so the event loop never blocks. Routing still
-uses Apprise's own tag logic (``Apprise.find``: OR of tags, ``always`` matches everything).
+uses Apprise's own tag logic (``Apprise.find``: OR of tags, ``always`` matches everything);
+an alert without tags takes the default route (:meth:`Notifier.find_route`).
 
 A target's id is its masked URL (``#2``, ``#3`` appended to repeats); it is what callers
 persist to remember "already delivered", and what dead letters list.
@@ -85,7 +86,7 @@ class Notifier:
         self.asset = apprise.AppriseAsset(app_id="watcher", app_desc="Huawei Cloud job watcher")
         loaded: list[tuple[Any, str | None]] = []
         for i, target in enumerate(config.targets):
-            # Untagged targets get the default route, else nothing could ever reach them.
+            # Untagged targets get the default tags, else only the every-target route reaches them.
             tags = list(target.tags or config.default_tags)
             # Learn the URL's secrets before Apprise parses it: parsing logs (at DEBUG).
             guard_apprise_logging(secrets_of(None, target.url))
@@ -121,9 +122,16 @@ class Notifier:
         hits = {id(p) for p in self._router.find(wanted)}
         return [t for t in self.targets if id(t.plugin) in hits]
 
+    def find_route(self, tags: Iterable[str]) -> list[Target]:
+        """Where an alert with ``tags`` goes: the targets with any of them; with no tags, the
+        default route — the targets with a ``default_tags`` tag, or every target when
+        ``default_tags`` is not set (the root route always has a receiver)."""
+        wanted = tuple(tags) or tuple(self.config.default_tags)
+        return self.find(wanted) if wanted else list(self.targets)
+
     def route(self, alert: Alert) -> list[Target]:
-        """The targets for ``alert``: its tags, or ``default_tags`` when the rule gave none."""
-        return self.find(alert.tags or self.config.default_tags)
+        """The targets for ``alert``: its tags, or the default route when the rule gave none."""
+        return self.find_route(alert.tags)
 
     def target_ids(self, alert: Alert) -> list[str]:
         return [t.id for t in self.route(alert)]

@@ -4,8 +4,8 @@ Apprise's own ``url(privacy=True)`` masks the tokens each plugin declares privat
 (passwords, Slack/Discord tokens), but it keeps the query string — where the generic
 ``json://``/``form://`` plugins put ``+Header=value`` (often ``Authorization``) and
 ``-param=value`` — and a webhook path, which is often the secret itself. So a masked
-URL here is Apprise's privacy URL without its query, with token-like path segments
-shortened.
+URL here is Apprise's privacy URL without its query and with every path segment masked
+(``json://host:8080/****/****``): scheme, user and host say which target it is.
 
 Apprise logs through the one ``apprise`` logger: at DEBUG the POST URL (path and all),
 at INFO nothing secret today, but plugins change. :func:`guard_apprise_logging` keeps
@@ -47,7 +47,9 @@ def mask_plugin(plugin: Any) -> str:
     except Exception:  # a plugin's url() is third-party code; never let it leak or crash
         return REDACTED
     parts = urlsplit(privacy)
-    path = "/".join(seg[:3] + "…" if _looks_secret(seg) else seg for seg in parts.path.split("/"))
+    # Every path segment, not only token-like ones: a webhook's path is often the secret
+    # itself, and a short one (12 characters) looks like a word.
+    path = "/".join(_MASK if seg else seg for seg in parts.path.split("/"))
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 

@@ -1,0 +1,90 @@
+"""What `watcher config check` and `watcher run` both check before anything starts.
+
+:func:`watcher.config.load_config` decodes the file and validates each key on its own (no
+Apprise, no rule files). This goes one step further, with the same code for both commands,
+so `config check` passes exactly the configs `run` accepts:
+
+* every ``[[notify.targets]]`` URL and the ``apprise_config`` file load in Apprise — a bad one
+  is a :class:`~watcher.errors.ConfigError` (exit 2);
+* every rule file compiles — each error is ``file:line:col: message``;
+* every alert has somewhere to go: each rule's tags (or, without ``notify``, the default route)
+  and the self-health alerts' ``[health] tags`` reach at least one notification target, as
+  :meth:`watcher.notify.deliver.Notifier.find_route` decides at run time. An alert that reaches
+  none would be dead-lettered ``no_route`` on every firing: Alertmanager refuses a route to an
+  undefined receiver for the same reason.
+
+Imports the config, the notifier (and so Apprise) and the rule compiler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from watcher.config import Config, check_notify_targets
+from watcher.notify.deliver import Notifier
+from watcher.rules.check import check_book
+from watcher.rules.compile import CompiledRule
+
+
+@dataclass
+class Checkup:
+    """What the checks found; ``problems`` are one line each, in file order."""
+
+    config: Config
+    notifier: Notifier
+    rules: list[CompiledRule] = field(default_factory=list)
+    rule_files: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> list[str]:
+        """The lines `config check` prints when everything checks."""
+        n_poll, n_notify = len(self.config.targets()), len(self.notifier.targets)
+        lines = [f"{self.config.path}: ok ({_n(n_poll, 'poll target')}, {_n(len(self.rules), 'rule')} in "
+                 f"{_n(self.rule_files, 'rule file')}, {_n(n_notify, 'notification target')})"]
+        lines += [f"  notify {t.id}  tags: {', '.join(sorted(t.tags)) or '-'}" for t in self.notifier.targets]
+        default = self.config.notify.default_tags
+        routed = ", ".join(t.id for t in self.notifier.find_route(())) or "-"
+        why = f"[notify] default_tags = {list(default)}" if default else "every target: [notify] default_tags is not set"
+        lines.append(f"  rules without notify, and the self-health alerts without [health] tags, go to: {routed} ({why})")
+        return lines
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _where(tags: Sequence[str], default: Sequence[str]) -> str:
+    if tags:
+        return f"tags: {', '.join(tags)}"
+    if default:
+        return f"no notify, so the default route: [notify] default_tags = {list(default)}"
+    return "no notify, so the default route: every target, and there is none"
+
+
+def unrouted(config: Config, notifier: Notifier, rules: Sequence[CompiledRule]) -> list[str]:
+    """One line per rule (and for the self-health alerts) whose alerts reach no target."""
+    default = config.notify.default_tags
+    out: list[str] = []
+    for rule in rules:
+        if rule.enabled and not notifier.find_route(rule.tags):
+            out.append(f"{rule.location}: rule {rule.name!r} reaches no notification target "
+                       f"({_where(rule.tags, default)})")
+    if (config.health.enabled or config.health.notify_rule_errors) and not notifier.find_route(config.health.tags):
+        out.append(f"{config.path or '<config>'}: [health] the self-health alerts (watcher-blind, "
+                   f"watcher-rules-refused) reach no notification target ({_where(config.health.tags, default)})")
+    return out
+
+
+def checkup(config: Config) -> Checkup:
+    """Load what ``config`` names and follow every route; a bad target URL raises ConfigError."""
+    check_notify_targets(config)
+    notifier = Notifier(config.notify)
+    rules, errors, files = check_book(list(config.rules.files))
+    found = Checkup(config, notifier, rules, files, [str(e) for e in errors])
+    found.problems += unrouted(config, notifier, rules)
+    return found
