@@ -15,8 +15,8 @@ This module imports only msgspec and the standard library.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
 import re
+from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
