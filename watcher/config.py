@@ -316,7 +316,7 @@ def check_notify_targets(cfg: Config, text: str | None = None) -> None:
     config check`` can afford and the hot paths need not pay twice (the notifier checks again
     when it starts). The message shows the URL's scheme only: the rest may be a secret.
     """
-    from watcher.notify.redact import REDACTED, mask_url
+    from watcher.notify.config import url_problem
 
     if text is None:
         try:
@@ -324,12 +324,18 @@ def check_notify_targets(cfg: Config, text: str | None = None) -> None:
         except OSError:
             text = ""
     for i, target in enumerate(cfg.notify.targets):
-        if mask_url(target.url) == REDACTED:
+        if (problem := url_problem(target.url)) is not None:
             key = f"notify.targets[{i}].url"
-            scheme = target.url.split("://", 1)[0] if "://" in target.url else ""
-            what = f"unknown scheme {scheme + '://'!r} or malformed URL" if scheme else "no scheme:// in the URL"
-            raise ConfigError(f"not a usable Apprise URL ({what})", file=cfg.path or None, key=key,
+            raise ConfigError(f"not a usable Apprise URL: {problem}", file=cfg.path or None, key=key,
                               line=_line_of(text, key))
+
+
+def line_of(path: str, key: str) -> int | None:
+    """The line of ``key`` in the config file at ``path`` (best effort; None if unreadable)."""
+    try:
+        return _line_of(Path(path).read_text(), key) if path else None
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def load_config(path: str | Path) -> Config:

@@ -138,6 +138,20 @@ def job_key(source: str, region: str, project_id: str, job_id: str) -> str:
     return f"{source}/{region}/{project_id}/{job_id}"
 
 
+def job_key_problem(key: str) -> str | None:
+    """Why ``key`` is not a job key (``source/region/project_id/job_id``), or None if it is."""
+    shown = repr(key) if len(key) <= 60 else f"{key[:40]!r}… ({len(key):,} characters)"
+    parts = key.split("/")
+    if len(parts) != 4:
+        return f"not a job key: {shown}; expected source/region/project_id/job_id, e.g. evs/cn-north-4/0bec…/ff80…"
+    source, region, project, job = parts
+    if source not in SOURCES:
+        return f"not a job key: {shown}; the source must be one of {', '.join(SOURCES)}"
+    if not re.match(REGION_PATTERN, region):
+        return f"not a job key: {shown}; {region!r} is not a region id (e.g. cn-north-4)"
+    return id_problem(project, "project id") or id_problem(job)
+
+
 def subject_of(source: str, region: str, project_id: str, job_id: str, parent_job_id: str | None) -> str:
     """The incident subject of a job: a job and its own sub-jobs are one failure, and so is one
     Workspace App job seen through both of its APIs.

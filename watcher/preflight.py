@@ -21,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from watcher.config import Config, check_notify_targets
+from watcher.config import Config, check_notify_targets, line_of
+from watcher.errors import ConfigError
 from watcher.notify.deliver import Notifier
 from watcher.rules.check import check_book
 from watcher.rules.compile import CompiledRule
@@ -83,7 +84,12 @@ def unrouted(config: Config, notifier: Notifier, rules: Sequence[CompiledRule]) 
 def checkup(config: Config) -> Checkup:
     """Load what ``config`` names and follow every route; a bad target URL raises ConfigError."""
     check_notify_targets(config)
-    notifier = Notifier(config.notify)
+    try:
+        notifier = Notifier(config.notify)
+    except ConfigError as e:  # the Apprise config file: name the watcher config it is named in
+        key = e.key or "notify"
+        raise ConfigError(str(e).split(f"{key}: ", 1)[-1], file=config.path or None, key=key,
+                          line=line_of(config.path, key)) from None
     rules, errors, files = check_book(list(config.rules.files))
     found = Checkup(config, notifier, rules, files, [str(e) for e in errors])
     found.problems += unrouted(config, notifier, rules)

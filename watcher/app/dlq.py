@@ -2,7 +2,9 @@
 
 Replaying re-publishes each dead alert to the alerts topic marked ``replay``; the notifier
 delivers it only to targets that have not accepted it yet and then marks it delivered, so
-replaying twice (or two people replaying at once) still sends each alert once.
+replaying twice (or two people replaying at once) still sends each alert once. A key with no
+dead letter is an error (exit 2); a ``no_route`` letter that the config still routes nowhere
+is refused with the reason (exit 1), since a replay would only dead-letter it again.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import msgspec
 from watcher import events as ev
 from watcher.app.topics import read_topic
 from watcher.config import Config
-from watcher.errors import BrokerError
+from watcher.errors import BrokerError, WatcherError
 
 
 def _bootstrap(config: Config) -> str:
@@ -54,14 +56,42 @@ async def list_dead(config: Config) -> list[ev.DeadLetter]:
     return await read_dead(_bootstrap(config), f"{config.broker.topic_prefix}.dlq")
 
 
-async def replay(config: Config, keys: Sequence[str] = ()) -> int:
-    """Re-publish dead alerts (all, or those whose key is in ``keys``); returns how many."""
+def still_unrouted(config: Config, dead: Sequence[ev.DeadLetter]) -> dict[str, str]:
+    """The ``no_route`` letters that the config still routes nowhere, each with why: replaying
+    one would only dead-letter it again. Those a target now reaches may be replayed."""
+    from watcher.notify.deliver import Notifier
+
+    unrouted = [d for d in dead if d.reason == "no_route"]
+    if not unrouted:
+        return {}
+    notifier = Notifier(config.notify)
+    out: dict[str, str] = {}
+    for d in unrouted:
+        if not notifier.route(d.alert):
+            tags = f"tags {', '.join(d.alert.tags)}" if d.alert.tags else "no tags (the default route)"
+            out[d.alert.key] = (
+                f"not replayed: alert {d.alert.key} was dead-lettered no_route, and its {tags} still reach "
+                f"no notification target in {config.path or 'the config'}, so a replay would dead-letter it "
+                "again; add a target with one of those tags (or fix the rule's notify), then replay"
+            )
+    return out
+
+
+async def replay(config: Config, keys: Sequence[str] = ()) -> tuple[int, list[str]]:
+    """Re-publish dead alerts (all, or those whose key is in ``keys``): how many, and a line for
+    each one refused (see :func:`still_unrouted`). A key with no dead letter is a WatcherError."""
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaError
 
     bootstrap = _bootstrap(config)
-    dead = await read_dead(bootstrap, f"{config.broker.topic_prefix}.dlq")
-    chosen = {d.alert.key: d.alert for d in dead if not keys or d.alert.key in keys}
+    topic = f"{config.broker.topic_prefix}.dlq"
+    dead = await read_dead(bootstrap, topic)
+    known = {d.alert.key for d in dead}
+    if missing := [k for k in keys if k not in known]:
+        raise WatcherError(f"no dead letter with key {missing[0]!r} on {topic} (see `watcher dlq list`)")
+    picked = [d for d in dead if not keys or d.alert.key in keys]
+    refused = still_unrouted(config, picked)
+    chosen = {d.alert.key: d.alert for d in picked if d.alert.key not in refused}
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     try:
         await producer.start()
@@ -72,5 +102,5 @@ async def replay(config: Config, keys: Sequence[str] = ()) -> int:
         raise BrokerError(f"cannot replay to {bootstrap}: {e}") from e
     finally:
         await producer.stop()
-    return len(chosen)
+    return len(chosen), list(dict.fromkeys(refused.values()))
 

@@ -17,6 +17,7 @@ base URL matter (a path on it is ignored). Pure functions; the caller passes ``e
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -127,5 +128,8 @@ def region_problem(
     env = os.environ if environ is None else environ
     if region in KNOWN_REGIONS[service] or (overrides or {}).get(service) or env.get(env_var_name(service, region)):
         return None
-    return (f"unknown region {region!r} for {service} (known: {', '.join(sorted(KNOWN_REGIONS[service]))}); "
+    known = sorted(KNOWN_REGIONS[service])
+    close = difflib.get_close_matches(region, known, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"e.g. {', '.join(known[:3])}…"
+    return (f"unknown region {region!r} for {service}, not one of the SDK's {len(known)} ({hint}); "
             f"for another region set [cloud] endpoints.{service} or {env_var_name(service, region)}")

@@ -77,3 +77,28 @@ class NotifyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     retry: RetryBudget = RetryBudget()
     body_limit: Annotated[int, msgspec.Meta(ge=64)] = 4000
     title_limit: Annotated[int, msgspec.Meta(ge=16)] = 250
+
+
+def url_problem(url: str) -> str | None:
+    """Why Apprise cannot use ``url`` (one line, never the URL's secrets), or None if it can.
+
+    An unknown scheme is named as such; a known service whose URL does not parse gets the
+    forms its Apprise plugin expects, from the plugin's own templates (``slack://onlyonetoken``:
+    "expected slack://{token_a}/{token_b}/{token_c} …").
+    """
+    from watcher.notify.redact import REDACTED
+
+    if mask_url(url) != REDACTED:
+        return None
+    scheme, sep, _ = url.partition("://")
+    if not sep or not scheme:
+        return "no scheme:// in the URL (e.g. slack://…, mailtos://…, json://…)"
+    from apprise.manager_plugins import NotificationManager
+
+    plugins = NotificationManager()
+    if scheme.lower() not in plugins:
+        return f"unknown scheme {scheme + '://'!r}: no Apprise service is called that"
+    plugin = plugins[scheme.lower()]
+    forms = [str(t).replace("{schema}", scheme.lower()) for t in getattr(plugin, "templates", ())[:2]]
+    expected = f"; expected {' or '.join(forms)}" if forms else ""
+    return f"a {scheme}:// ({plugin.service_name}) URL that Apprise does not accept{expected}"

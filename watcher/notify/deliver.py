@@ -30,7 +30,15 @@ from watcher.errors import ConfigError
 from watcher.events import Alert
 from watcher.notify import console as _console  # noqa: F401 (registers console://)
 from watcher.notify.config import NotifyConfig
-from watcher.notify.redact import guard_apprise_logging, known_secrets, mask_plugin, mask_url, redact, secrets_of
+from watcher.notify.redact import (
+    guard_apprise_logging,
+    known_secrets,
+    mask_plugin,
+    mask_url,
+    quiet_apprise,
+    redact,
+    secrets_of,
+)
 from watcher.notify.render import ChannelKind, channel_kind, render, sanitize, truncate
 from watcher.notify.retry import (
     DeliveryOutcome,
@@ -108,10 +116,12 @@ class Notifier:
 
     def _load_apprise_config(self, path: str) -> list[Any]:
         if not Path(path).is_file():
-            raise ConfigError("Apprise config file not found", file=path, key="notify.apprise_config")
-        plugins = apprise.AppriseConfig(paths=path, asset=self.asset).services()
+            raise ConfigError(f"Apprise config file {path} not found", key="notify.apprise_config")
+        with quiet_apprise():  # its own lines would only repeat ours, less clearly
+            plugins = apprise.AppriseConfig(paths=path, asset=self.asset).services()
         if not plugins:
-            raise ConfigError("no usable notification URLs in Apprise config", file=path, key="notify.apprise_config")
+            raise ConfigError(f"no usable notification URL in {path} (not Apprise YAML or TEXT, or no URL in it "
+                              "parses)", key="notify.apprise_config")
         return list(plugins)
 
     # -- routing -------------------------------------------------------------------------

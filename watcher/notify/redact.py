@@ -17,11 +17,12 @@ its URL; a secret shorter than 4 characters is not searched for (it would mangle
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -63,7 +64,8 @@ def mask_url(url: str) -> str:
 
     guard_apprise_logging(secrets_of(None, url))  # parsing logs the URL at DEBUG
     try:
-        plugin = apprise.Apprise.instantiate(url)
+        with quiet_apprise():  # a URL that does not parse is reported by our caller, in one line
+            plugin = apprise.Apprise.instantiate(url)
     except Exception:
         return REDACTED
     return REDACTED if plugin is None else mask_plugin(plugin)
@@ -125,6 +127,8 @@ class _Redactor(logging.Filter):
             self._secrets = frozenset(self._secrets | set(secrets))
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(_quiet, "on", False):
+            return False
         secrets = self._secrets
         if not secrets:
             return True
@@ -147,6 +151,9 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+#: Set in a thread while :func:`mask_url` parses: Apprise's complaints about a URL it cannot
+#: parse are dropped there (thread-local, so another thread's sends still log).
+_quiet = threading.local()
 _redactor = _Redactor()
 #: Loggers that see our request URLs: Apprise's own, and urllib3's (under requests), which
 #: logs ``"POST /services/T…/B…/token HTTP/1.1" 200`` at DEBUG. urllib3 keeps its level —
@@ -170,6 +177,19 @@ def guard_apprise_logging(secrets: Iterable[str] = ()) -> None:
             logging.getLogger(name).addFilter(_redactor)
         _installed = True
     _redactor.add(secrets)
+
+
+@contextlib.contextmanager
+def quiet_apprise() -> Iterator[None]:
+    """Drop Apprise's log lines in this thread meanwhile (parsing a URL or an Apprise config
+    whose problem the caller reports itself)."""
+    guard_apprise_logging()
+    before = getattr(_quiet, "on", False)
+    _quiet.on = True
+    try:
+        yield
+    finally:
+        _quiet.on = before
 
 
 def known_secrets() -> frozenset[str]:
