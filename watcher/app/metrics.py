@@ -25,6 +25,7 @@ Metric families (``_total`` is appended to counters by the client library)::
     watcher_consumer_lag{topic,partition}                  highwater - committed, at scrape time
     watcher_ready                                          1 once /readyz would answer 200
     watcher_outage_buffer_events                           changes held while the broker is unreachable
+    watcher_rule_eval_errors_total{rule}                   CEL evaluations that failed (the rule did not match)
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -77,6 +78,38 @@ class _Live(Collector):
             for topic, partition, value in sorted(rows):
                 lag.add_metric([topic, str(partition)], value)
         yield lag
+        errors = CounterMetricFamily(
+            "watcher_rule_eval_errors", "CEL evaluations of a rule that failed on an event (it did not match).",
+            labels=["rule"],
+        )
+        for rule, n in sorted(self.metrics.eval_errors.totals().items()):
+            errors.add_metric([rule], n)
+        yield errors
+
+
+class EvalErrors:
+    """Evaluation errors per rule since the worker started, across rule reloads.
+
+    Each rule set counts its own (``RuleSet.eval_errors``) and a reload installs a new one, so
+    this keeps what the replaced sets counted: at each scrape it reads the set in force now,
+    and the one before it one last time. ``source`` returns the rule set in force.
+    """
+
+    def __init__(self, source: Callable[[], Any] | None = None) -> None:
+        self.source = source
+        self._current: Any = None
+        self._before: dict[str, int] = {}
+
+    def totals(self) -> dict[str, int]:
+        current = self.source() if self.source is not None else None
+        if current is not self._current:
+            for rule, n in getattr(self._current, "eval_errors", {}).items():
+                self._before[rule] = self._before.get(rule, 0) + n
+            self._current = current
+        out = dict(self._before)
+        for rule, n in getattr(current, "eval_errors", {}).items():
+            out[rule] = out.get(rule, 0) + n
+        return out
 
 
 class Metrics:
@@ -153,6 +186,7 @@ class Metrics:
         )
         self.last_ok: dict[str, float] = {}
         self.lag_source: LagSource | None = None
+        self.eval_errors = EvalErrors()  # its source: the worker's rule set (see health.WebServer)
         r.register(_Live(self))
 
     # -- hooks ---------------------------------------------------------------------------
