@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 NOTIFY_TYPES: dict[str, str] = {"critical": "failure", "error": "failure", "warning": "warning", "info": "info"}
 
 RULE_SUFFIXES = (".yaml", ".yml")
+#: The largest rule file read (about 90,000 one-line rules): YAML of unbounded size would hold
+#: a worker's memory and a reload's CPU hostage. Split bigger rule sets into several files.
+MAX_RULE_FILE_BYTES = 4 * 1024 * 1024
 #: Seconds between two WARNING lines about one rule's evaluation errors.
 WARN_EVERY = 60.0
 
@@ -158,8 +161,12 @@ def read_rules(path: Path) -> tuple[list[SourceRule], list[RuleError]]:
 
 
 def read_file(path: Path) -> tuple[list[SourceRule], list[SourceSilence], list[RuleError]]:
-    """Decode one file's rules and silences; unreadable files are a RuleError too."""
+    """Decode one file's rules and silences; unreadable and oversized files are a RuleError too."""
     try:
+        size = path.stat().st_size
+        if size > MAX_RULE_FILE_BYTES:
+            return [], [], [RuleError(f"rule file of {size:,} bytes; the limit is {MAX_RULE_FILE_BYTES:,} (4 MiB): "
+                                      "split it into several files", file=str(path))]
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         before = e.object[: e.start]
