@@ -105,10 +105,15 @@ def secrets_of(plugin: Any, raw_url: str | None = None) -> set[str]:
         add(raw_url)  # Apprise logs an unparseable URL whole ("Unparseable URL nosuch://TOKEN@h")
         parts = urlsplit(raw_url)
         add(unquote(parts.password or ""))
-        add([unquote(s) for s in parts.path.split("/") if _looks_secret(s)])
+        # Every path segment and query value, not only token-like ones: a short webhook token
+        # looks like a word, and urllib3 logs the request path at DEBUG.
+        add([unquote(s) for s in parts.path.split("/")])
         add([unquote(parts.netloc)] if _looks_secret(parts.netloc) else [])
+        # Apprise's own options (method=POST, overflow=upstream…) say nothing secret.
+        options = {k for k, meta in getattr(plugin, "template_args", {}).items()
+                   if not (isinstance(meta, dict) and meta.get("private"))}
         for key, value in parse_qsl(parts.query.replace("+", "%2B")):  # "+" marks a header, not a space
-            if key.startswith("+") or _looks_secret(value):  # "+Header=value" sets an HTTP header
+            if key not in options:
                 add(value)
                 add(_words(value))
     return found
