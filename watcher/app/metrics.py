@@ -17,7 +17,8 @@ Metric families (``_total`` is appended to counters by the client library)::
     watcher_target_blind{target}                           1 while the watcher-blind alert is open
     watcher_events_published_total
     watcher_rules_fired_total{rule,severity}
-    watcher_alerts_total{outcome}                          sent, deduplicated, silenced, dead_lettered
+    watcher_alerts_total{outcome}                          sent, deduplicated, silenced, inhibited, grouped,
+                                                           dead_lettered
     watcher_notifications_total{target,result}             per-target sends (ok, or the failure reason)
     watcher_delivery_duration_seconds{outcome}             one alert, retries included
     watcher_self_health_alerts_total{kind}                 firing / resolved watcher-blind notices
@@ -41,7 +42,7 @@ from prometheus_client.registry import Collector
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 #: Alert outcomes always exported (at 0 until they happen), so dashboards see the series.
-ALERT_OUTCOMES = ("sent", "deduplicated", "silenced", "dead_lettered")
+ALERT_OUTCOMES = ("sent", "deduplicated", "silenced", "inhibited", "grouped", "dead_lettered")
 
 _POLL_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -229,7 +230,20 @@ class Stats:
         "deduped": lambda m, n: m.alerts.labels("deduplicated").inc(n),
         "dead": lambda m, n: m.alerts.labels("dead_lettered").inc(n),
         "silenced": lambda m, n: m.alerts.labels("silenced").inc(n),
+        "inhibited": lambda m, n: m.alerts.labels("inhibited").inc(n),
+        "grouped": lambda m, n: m.alerts.labels("grouped").inc(n),  # held in a group; its message is sent
+        "group_messages": lambda m, n: None,  # delivered messages standing for a group (in "sent")
+        "notices": lambda m, n: None,  # delivered self-health notices (in "sent"; not fired by a rule)
     }
+
+    def explained(self) -> dict[str, int]:
+        """What became of every alert the rules fired, by name: each one is delivered (alone),
+        grouped, silenced, inhibited, dead-lettered or still pending (published, not delivered
+        yet). The demo prints this; tests assert it adds up."""
+        alone = max(0, self.sent - self.group_messages - self.notices)
+        settled = {"delivered": alone, "grouped": self.grouped, "silenced": self.silenced,
+                   "inhibited": self.inhibited, "dead-lettered": self.dead}
+        return {**settled, "pending": max(0, self.fired - sum(settled.values()))}
 
     def __init__(self, metrics: Metrics | None = None, **initial: int) -> None:
         object.__setattr__(self, "metrics", metrics or Metrics())
