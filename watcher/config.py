@@ -78,7 +78,7 @@ class RulesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 class AppConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     id: str = "watcher"
     web_port: int = 0  # /metrics, /healthz, /readyz on 127.0.0.1:web_port; 0 -> no web server
-    track_topic: bool = True
+    track_topic: bool = True  # only true is supported: every worker follows <topic_prefix>.track
     # On SIGTERM/SIGINT, alert deliveries in flight get this long to finish and be marked delivered.
     shutdown_grace: str = "10s"
 
@@ -288,6 +288,8 @@ def _validate(cfg: Config, text: str, file: str) -> None:
         fail("health.blind_after_failures", "must be at least 1")
     if not 0 <= cfg.app.web_port <= 65535:
         fail("app.web_port", "must be a TCP port (1-65535), or 0 for no web server")
+    if not cfg.app.track_topic:  # refused, not ignored: a worker follows the track topic whatever this says
+        fail("app.track_topic", "false is not supported yet: every worker follows <topic_prefix>.track")
 
 
 #: Schemes a ``[broker] url`` may have (Faust's name for its aiokafka transport).

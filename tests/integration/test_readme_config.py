@@ -54,10 +54,13 @@ def beside_rules(tmp_path: Path, data: dict[str, Any], name: str = "watcher.toml
 
 
 def test_the_readme_config_checks_as_written(tmp_path: Path) -> None:
-    out = check(beside_rules(tmp_path, readme_config()))
+    beside_rules(tmp_path, readme_config())
+    out = subprocess.run([sys.executable, "-m", "watcher.cli", "config", "check", "watcher.toml"], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[0] == (f"{tmp_path / 'watcher.toml'}: ok (5 poll targets, 6 rules in 1 rule file, "
-                                          "2 notification targets)")
+    assert out.stdout.splitlines()[0] == "watcher.toml: ok (5 poll targets, 6 rules in 1 rule file, 2 notification targets)"
+    shown = re.search(r"`watcher config check` on it:\n\n```text\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert shown and shown.group(1) == out.stdout, "the README shows another `config check` output"
 
 
 async def test_the_readme_config_delivers_every_alert_to_its_targets(tansu_broker, tmp_path: Path) -> None:
