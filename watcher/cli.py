@@ -27,13 +27,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from watcher.preflight import checkup
 
     config = load_config(args.config)
-    found = checkup(config)  # the checks of `config check`: run refuses what it would fail
-    if not found.ok:
-        for line in found.problems:
+    found = checkup(config)  # the checks of `config check`, made before anything starts
+    if found.errors:
+        for line in found.errors:
             print(f"watcher: error: {line}", file=sys.stderr)
         print(f"watcher: error: {args.config}: not started; `watcher config check {args.config}` "
               "lists the same problems", file=sys.stderr)
         return 2
+    for line in found.unrouted:  # runs anyway (watching without targets is legitimate), but says so
+        logging.getLogger("watcher").error("%s: its alerts will be dead-lettered no_route", line)
     return run_worker(config, loglevel=args.log_level)
 
 

@@ -10,8 +10,9 @@ so `config check` passes exactly the configs `run` accepts:
 * every alert has somewhere to go: each rule's tags (or, without ``notify``, the default route)
   and the self-health alerts' ``[health] tags`` reach at least one notification target, as
   :meth:`watcher.notify.deliver.Notifier.find_route` decides at run time. An alert that reaches
-  none would be dead-lettered ``no_route`` on every firing: Alertmanager refuses a route to an
-  undefined receiver for the same reason.
+  none is dead-lettered ``no_route`` on every firing. `config check` fails on it (exit 1);
+  `run` starts anyway, since watching with no target is how one tries rules on the topics
+  alone, but says so first, in one ERROR line per route.
 
 Imports the config, the notifier (and so Apprise) and the rule compiler.
 """
@@ -36,7 +37,12 @@ class Checkup:
     notifier: Notifier
     rules: list[CompiledRule] = field(default_factory=list)
     rule_files: int = 0
-    problems: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # rule files that do not compile: nothing can run
+    unrouted: list[str] = field(default_factory=list)  # alerts that would reach no target
+
+    @property
+    def problems(self) -> list[str]:
+        return [*self.errors, *self.unrouted]
 
     @property
     def ok(self) -> bool:
@@ -91,6 +97,4 @@ def checkup(config: Config) -> Checkup:
         raise ConfigError(str(e).split(f"{key}: ", 1)[-1], file=config.path or None, key=key,
                           line=line_of(config.path, key)) from None
     rules, errors, files = check_book(list(config.rules.files))
-    found = Checkup(config, notifier, rules, files, [str(e) for e in errors])
-    found.problems += unrouted(config, notifier, rules)
-    return found
+    return Checkup(config, notifier, rules, files, [str(e) for e in errors], unrouted(config, notifier, rules))

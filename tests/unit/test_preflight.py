@@ -6,6 +6,8 @@ Issue 12, item 1 (and 9: the ok line says "poll targets" and lists the notificat
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -53,10 +55,28 @@ def test_rules_and_health_alerts_that_reach_no_target_fail_the_check(tmp_path: P
         f"{path}: [health] the self-health alerts (watcher-blind, watcher-rules-refused) reach no notification "
         "target (tags: blind)",
     ]
-    run = watcher("run", "--config", str(path))  # refused before any broker is started
-    assert run.returncode == 2
-    assert run.stderr.splitlines() == [f"watcher: error: {line}" for line in out.stderr.splitlines()] + [
-        f"watcher: error: {path}: not started; `watcher config check {path}` lists the same problems"]
+    # `run` starts anyway (watching without targets is legitimate) but says so first, per route.
+    proc = subprocess.Popen([sys.executable, "-m", "watcher.cli", "run", "--config", str(path)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        said = [proc.stderr.readline().rstrip("\n") for _ in range(3)]
+    finally:
+        os.kill(proc.pid, signal.SIGINT)
+        proc.wait(30)
+    assert [line.split(" ERROR watcher: ", 1)[-1] for line in said] == [
+        f"{line}: its alerts will be dead-lettered no_route" for line in out.stderr.splitlines()]
+
+
+def test_run_refuses_rule_files_that_do_not_compile(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text("rules:\n  - name: x\n    wen: failed\n")
+    path = tmp_path / "w.toml"
+    path.write_text('[rules]\nfiles = ["r.yaml"]\n')
+    out = watcher("run", "--config", str(path))
+    assert out.returncode == 2
+    lines = out.stderr.splitlines()
+    assert lines[0].startswith(f"watcher: error: {tmp_path / 'r.yaml'}:3:5: ")
+    assert lines[-1] == f"watcher: error: {path}: not started; `watcher config check {path}` lists the same problems"
 
 
 def test_with_no_target_at_all_every_route_fails(tmp_path: Path) -> None:
