@@ -88,7 +88,8 @@ class HealthConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
     A target is blind after ``blind_after_failures`` failed polls in a row, or when polls have
     been failing for longer than ``blind_after``. The ``watcher-blind`` alert (severity
-    critical) goes to the targets tagged ``tags`` (empty: ``notify.default_tags``), and a
+    critical) goes to the targets tagged ``tags`` (empty: the default route, see
+    ``[notify] default_tags``), and a
     recovered notice follows when a poll succeeds again. ``heartbeat_url`` (any Apprise URL,
     e.g. ``json://host/ping``; a secret, masked like notify URLs) is sent a short message
     every ``heartbeat_interval``; "" turns the heartbeat off. ``notify_rule_errors``: a rule
