@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -29,29 +30,38 @@ Kafka, and security_protocol, ssl_* and sasl_* for TLS and SASL (README: Product
 def cmd_run(args: argparse.Namespace) -> int:
     from watcher.app.runner import run_worker
     from watcher.config import load_config
+    from watcher.preflight import checkup
 
     config = load_config(args.config)
+    found = checkup(config)  # the checks of `config check`, made before anything starts
+    if found.errors:
+        for line in found.errors:
+            print(f"watcher: error: {line}", file=sys.stderr)
+        print(f"watcher: error: {args.config}: not started; `watcher config check {args.config}` "
+              "lists the same problems", file=sys.stderr)
+        return 2
+    for line in found.unrouted:  # runs anyway (watching without targets is legitimate), but says so
+        logging.getLogger("watcher").error("%s: its alerts will be dead-lettered no_route", line)
     return run_worker(config, loglevel=args.log_level)
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from watcher.config import check_notify_targets, load_config
-    from watcher.rules.check import check_files
+    from watcher.config import load_config
+    from watcher.preflight import checkup
 
     config = load_config(args.config)
-    check_notify_targets(config)
-    errors = check_files(list(config.rules.files))
-    for e in errors:
-        print(e, file=sys.stderr)
-    if not errors:
-        print(f"{args.config}: ok ({len(config.targets())} targets, {len(config.rules.files)} rule files)")
+    found = checkup(config)
+    for line in found.problems:
+        print(line, file=sys.stderr)
+    if found.ok:
+        print("\n".join(found.summary()))
         if config.broker.url:
             print(broker_summary(config))
     if args.broker:
         from watcher.app.preflight import check_broker
 
         print(asyncio.run(check_broker(config)))  # BrokerError: one line, exit 2
-    return 1 if errors else 0
+    return 0 if found.ok else 1
 
 
 def broker_summary(config: Config) -> str:
@@ -97,6 +107,10 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    from watcher.events import job_key_problem
+
+    if (problem := job_key_problem(args.job_key)) is not None:
+        raise WatcherError(problem)
     if args.config is not None:
         if args.rules or args.events:
             raise WatcherError("give either --config (live) or --rules and --events (offline), not both")
@@ -140,11 +154,20 @@ def cmd_notify_test(args: argparse.Namespace) -> int:
 def cmd_track(args: argparse.Namespace) -> int:
     from watcher.app.track import send_track_request
     from watcher.config import load_config
+    from watcher.events import id_problem
 
+    if (problem := id_problem(args.job_id) or id_problem(args.project, "project id")) is not None:
+        raise WatcherError(problem)
     config = load_config(args.config)
     region = args.region or next((w.region for w in config.watch if w.source == args.source), None)
     if region is None:
         raise WatcherError(f"no [[watch]] for source {args.source!r} in {args.config}; pass --region")
+    # The worker drops a request no [[watch]] covers: refuse it here, where someone reads the reason.
+    watched = sorted({p for w in config.watch if (w.source, w.region) == (args.source, region) for p in w.projects})
+    if args.project not in watched:
+        where = f"projects: {', '.join(watched)}" if watched else f"no [[watch]] for {args.source} in {region}"
+        raise WatcherError(f"project {args.project!r} is not watched for {args.source} in {region} in {args.config} "
+                           f"({where}); add it to a [[watch]] table's projects, or the worker would drop the request")
     asyncio.run(send_track_request(config, args.source, region, args.project, args.job_id))
     print(f"tracking {args.source} job {args.job_id} in {region}/{args.project}")
     return 0
@@ -162,9 +185,11 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
     from watcher.app.dlq import replay
     from watcher.config import load_config
 
-    n = asyncio.run(replay(load_config(args.config), args.key or ()))
+    n, refused = asyncio.run(replay(load_config(args.config), args.key or ()))
+    for line in refused:
+        print(f"watcher: {line}", file=sys.stderr)
     print(f"replayed {n} alert(s); each is delivered once, to the targets that have not accepted it yet")
-    return 0
+    return 1 if refused else 0
 
 
 def cmd_silence_add(args: argparse.Namespace) -> int:
@@ -197,6 +222,28 @@ def cmd_silence_expire(args: argparse.Namespace) -> int:
     return 0
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+MAX_SILENCE = "365d"
+
+
+def silence_duration(text: str) -> str:
+    """``--for``: a duration longer than 0 and at most :data:`MAX_SILENCE`, else a usage error."""
+    from watcher.duration import parse_duration
+
+    if text.strip().startswith("-"):
+        raise argparse.ArgumentTypeError(f"a silence cannot last a negative time, got {text!r}")
+    try:
+        seconds = parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"a silence must last longer than 0s, got {text!r}")
+    if seconds > parse_duration(MAX_SILENCE):
+        raise argparse.ArgumentTypeError(f"a silence lasts at most {MAX_SILENCE}, got {text!r}; "
+                                         "for longer, change or disable the rule")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="watcher",
@@ -205,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "--log-level", default=None, help="DEBUG, INFO, WARNING, ERROR (default INFO; WARNING for `demo`)"
+        "--log-level", default=None, type=str.upper, choices=LOG_LEVELS, metavar="LEVEL",
+        help="DEBUG, INFO, WARNING or ERROR (default INFO; WARNING for `demo`)",
     )
     p.add_argument("--log-format", default="text", choices=["text", "json"], help="log line format")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -293,7 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     silence = sub.add_parser("silence", help="run-time silences").add_subparsers(dest="sub", required=True, metavar="SUB")
     s = silence.add_parser("add", help="mute the alerts a CEL expression matches, starting now, on every worker")
     s.add_argument("--match", required=True, help="CEL over event fields plus rule, severity, kind")
-    s.add_argument("--for", dest="for_", default=None, metavar="DURATION", help="e.g. 2h (default: until expired)")
+    s.add_argument("--for", dest="for_", default=None, type=silence_duration, metavar="DURATION",
+                   help=f"e.g. 2h, at most {MAX_SILENCE} (default: until expired)")
+    s._negative_number_matcher = re.compile(r"^-\d")  # `--for -1h` is a (bad) value, not an option
     s.add_argument("--comment", default="", help="why (shown wherever the silence mutes an alert)")
     s.add_argument("--created-by", default="", help="who")
     s.add_argument("--config", required=True)

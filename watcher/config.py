@@ -9,6 +9,7 @@ sasl_password_env`` names (``WATCHER_KAFKA_PASSWORD``), read by :mod:`watcher.ap
 
 from __future__ import annotations
 
+import os
 import re
 import string
 from collections.abc import Callable
@@ -17,11 +18,14 @@ from typing import Annotated, Literal, get_args
 
 import msgspec
 
+from watcher.cloud.endpoints import SERVICES, region_problem
+from watcher.cloud.endpoints import normalize as normalize_endpoint
 from watcher.duration import parse_duration
 from watcher.errors import ConfigError
-from watcher.events import SOURCES
+from watcher.events import SOURCES, id_problem
 from watcher.notify.config import NotifyConfig, SlackConfig
 from watcher.notify.redact import mask_url
+from watcher.sources import get_source
 from watcher.sources.base import Target
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]  # Kafka's security.protocol
@@ -152,7 +156,7 @@ class RulesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 class AppConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     id: str = "watcher"
     web_port: int = 0  # /metrics, /healthz, /readyz on 127.0.0.1:web_port; 0 -> no web server
-    track_topic: bool = True
+    track_topic: bool = True  # only true is supported: every worker follows <topic_prefix>.track
     # On SIGTERM/SIGINT, alert deliveries in flight get this long to finish and be marked delivered.
     shutdown_grace: str = "10s"
 
@@ -162,7 +166,8 @@ class HealthConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
     A target is blind after ``blind_after_failures`` failed polls in a row, or when polls have
     been failing for longer than ``blind_after``. The ``watcher-blind`` alert (severity
-    critical) goes to the targets tagged ``tags`` (empty: ``notify.default_tags``), and a
+    critical) goes to the targets tagged ``tags`` (empty: the default route, see
+    ``[notify] default_tags``), and a
     recovered notice follows when a poll succeeds again. ``heartbeat_url`` (any Apprise URL,
     e.g. ``json://host/ping``; a secret, masked like notify URLs) is sent a short message
     every ``heartbeat_interval``; "" turns the heartbeat off. ``notify_rule_errors``: a rule
@@ -241,6 +246,10 @@ _DURATION_KEYS = {
     "health": ("blind_after", "check_interval", "heartbeat_interval"),
     "app": ("shutdown_grace",),
 }
+
+#: Durations that must be longer than zero (a zero tick or poll interval would spin).
+_POSITIVE_DURATIONS = frozenset({"poll.fast", "poll.idle", "poll.tick", "poll.sweep", "cloud.read_timeout",
+                                 "cloud.connect_timeout", "health.check_interval", "health.heartbeat_interval"})
 
 _PATH = re.compile(r"at `\$\.([^`]*)`")
 #: The choices of each Literal field, so a bad value's message says what was expected.
@@ -349,9 +358,25 @@ def _validate(cfg: Config, text: str, file: str) -> None:
         sub = getattr(cfg, section)
         for k in keys:
             try:
-                parse_duration(getattr(sub, k))
+                seconds = parse_duration(getattr(sub, k))
             except ValueError as e:
                 fail(f"{section}.{k}", str(e))
+            if seconds <= 0 and f"{section}.{k}" in _POSITIVE_DURATIONS:
+                fail(f"{section}.{k}", f"must be longer than 0, got {getattr(sub, k)!r}")
+    if (problem := broker_url_problem(cfg.broker.url)) is not None:
+        fail("broker.url", problem)
+    for svc, url in cfg.cloud.endpoints.items():
+        if svc not in SERVICES:
+            fail(f"cloud.endpoints.{svc}", f"unknown service; expected {', '.join(SERVICES)} "
+                 "(appjob uses workspaceapp's endpoint, script workspace's)")
+        try:
+            normalize_endpoint(url)
+        except ValueError as e:
+            fail(f"cloud.endpoints.{svc}", str(e))
+    if cfg.cloud.max_concurrency < 1:
+        fail("cloud.max_concurrency", "must be at least 1 (HTTP requests in flight to the cloud)")
+    if cfg.cloud.retry_attempts < 1:
+        fail("cloud.retry_attempts", "must be at least 1 (the first request counts)")
     for i, w in enumerate(cfg.watch):
         if w.source not in SOURCES:
             fail(f"watch[{i}].source", f"unknown source {w.source!r}; expected one of {', '.join(SOURCES)}")
@@ -359,6 +384,15 @@ def _validate(cfg: Config, text: str, file: str) -> None:
             fail(f"watch[{i}].projects", "name at least one project id")
         if w.source == "workspaceapp" and not w.job_types:
             fail(f"watch[{i}].job_types", "the workspaceapp API requires job_type: name the job types to watch")
+        service = get_source(w.source).service
+        if (problem := region_problem(service, w.region, cfg.cloud.endpoints)) is not None:
+            fail(f"watch[{i}].region", problem)
+        for project in w.projects:
+            if (problem := id_problem(project, "project id")) is not None:
+                fail(f"watch[{i}].projects", problem)
+        for job_id in w.job_ids:
+            if (problem := id_problem(job_id)) is not None:
+                fail(f"watch[{i}].job_ids", problem)
     _validate_broker(cfg.broker, file, fail)
     if cfg.broker.partitions < 1:
         fail("broker.partitions", "must be at least 1")
@@ -368,10 +402,28 @@ def _validate(cfg: Config, text: str, file: str) -> None:
         fail("health.blind_after_failures", "must be at least 1")
     if not 0 <= cfg.app.web_port <= 65535:
         fail("app.web_port", "must be a TCP port (1-65535), or 0 for no web server")
-    for svc in cfg.cloud.endpoints:
-        if svc not in ("workspace", "workspaceapp", "evs"):
-            fail(f"cloud.endpoints.{svc}", "unknown service; expected workspace, workspaceapp or evs")
+    if not cfg.app.track_topic:  # refused, not ignored: a worker follows the track topic whatever this says
+        fail("app.track_topic", "false is not supported yet: every worker follows <topic_prefix>.track")
     _validate_channels(cfg, fail)
+
+
+#: Schemes a ``[broker] url`` may have (Faust's name for its aiokafka transport).
+BROKER_SCHEMES: tuple[str, ...] = ("kafka",)
+_HOST_PORT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:\d{1,5}$")
+
+
+def broker_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a Kafka bootstrap URL (``kafka://host:port[,host:port]``), or None."""
+    if not url:
+        return None  # the embedded broker
+    scheme, sep, rest = url.partition("://")
+    expected = f"expected {' or '.join(s + '://' for s in BROKER_SCHEMES)}HOST:PORT (a Kafka bootstrap address)"
+    if not sep or scheme not in BROKER_SCHEMES:
+        return f"{expected}, got {url!r}"
+    hosts = [h.removeprefix(f"{scheme}://") for h in re.split(r"[;,]", rest)]
+    if not all(_HOST_PORT.match(h) for h in hosts):
+        return f"{expected}, got {url!r}: each broker needs a host and a port"
+    return None
 
 
 def _validate_channels(cfg: Config, fail: Callable[[str, str], None]) -> None:
@@ -490,7 +542,7 @@ def check_notify_targets(cfg: Config, text: str | None = None) -> None:
     config check`` can afford and the hot paths need not pay twice (the notifier checks again
     when it starts). The message shows the URL's scheme only: the rest may be a secret.
     """
-    from watcher.notify.redact import REDACTED, mask_url
+    from watcher.notify.config import url_problem
 
     if text is None:
         try:
@@ -498,18 +550,46 @@ def check_notify_targets(cfg: Config, text: str | None = None) -> None:
         except OSError:
             text = ""
     for i, target in enumerate(cfg.notify.targets):
-        if target.kind == "apprise" and mask_url(target.url) == REDACTED:
+        if target.kind == "apprise" and (problem := url_problem(target.url)) is not None:
             key = f"notify.targets[{i}].url"
-            scheme = target.url.split("://", 1)[0] if "://" in target.url else ""
-            what = f"unknown scheme {scheme + '://'!r} or malformed URL" if scheme else "no scheme:// in the URL"
-            raise ConfigError(f"not a usable Apprise URL ({what})", file=cfg.path or None, key=key,
+            raise ConfigError(f"not a usable Apprise URL: {problem}", file=cfg.path or None, key=key,
                               line=_line_of(text, key))
 
 
+def line_of(path: str, key: str) -> int | None:
+    """The line of ``key`` in the config file at ``path`` (best effort; None if unreadable)."""
+    try:
+        return _line_of(Path(path).read_text(), key) if path else None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
 def load_config(path: str | Path) -> Config:
+    """Read, decode and validate a config file; relative paths in it (rule files, the Apprise
+    config) are made relative to the file's own directory, not the current one."""
     p = Path(path)
     try:
-        text = p.read_text()
+        data = p.read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read config: {e.strerror}", file=str(p)) from None
-    return parse_config(text, str(p))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"not a TOML text file: byte {data[e.start]:#04x} at offset {e.start} is not UTF-8",
+                          file=str(p)) from None
+    if "\x00" in text:
+        raise ConfigError(f"not a TOML text file: a NUL byte at offset {text.index(chr(0))}", file=str(p))
+    return resolve_paths(parse_config(text, str(p)), p.parent)
+
+
+def _beside(base: Path, path: str) -> str:
+    return path if os.path.isabs(path) else os.path.normpath(base / path)
+
+
+def resolve_paths(cfg: Config, base: Path) -> Config:
+    """``cfg`` with its relative file paths joined to ``base`` (the config file's directory)."""
+    rules = msgspec.structs.replace(cfg.rules, files=tuple(_beside(base, f) for f in cfg.rules.files))
+    notify = cfg.notify
+    if notify.apprise_config:
+        notify = msgspec.structs.replace(notify, apprise_config=_beside(base, notify.apprise_config))
+    return msgspec.structs.replace(cfg, rules=rules, notify=notify)

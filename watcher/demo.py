@@ -1,7 +1,7 @@
 """`watcher demo`: the whole pipeline on one machine, with alerts you can watch arrive.
 
 Embedded Tansu broker + the simulator playing the demo scenario + pollers for all five
-APIs + ``rules/demo.yaml`` + three notification targets: the console, a local webhook sink
+APIs + ``watcher/rules/demo.yaml`` + three notification targets: the console, a local webhook sink
 and a local SMTP mailbox (both started here, both real servers on 127.0.0.1).
 """
 
@@ -27,8 +27,8 @@ from watcher.config import (
 )
 from watcher.sinks import BackgroundLoop, Mail, Mailbox, Received, WebhookSink
 
-ROOT = Path(__file__).resolve().parent.parent
-DEMO_RULES = ROOT / "rules" / "demo.yaml"
+#: Shipped inside the package (``pip install .`` then ``watcher demo`` works anywhere).
+DEMO_RULES = Path(__file__).resolve().parent / "rules" / "demo.yaml"
 
 
 def _say(line: str) -> None:
@@ -75,21 +75,91 @@ def _ui_port() -> int:
             return 8088
         except OSError:
             return free_port()
+#: The variables the demo sets for the simulator, and the ones it hides, whatever the shell has:
+#: a user's real keys (normal on an engineer's shell) would get every poll a 401.
+SIMULATOR_ENV = ("HUAWEICLOUD_SDK_AK", "HUAWEICLOUD_SDK_SK")
+HIDDEN_ENV = ("HUAWEICLOUD_SDK_TOKEN", "HUAWEICLOUD_SDK_SECURITY_TOKEN")
+
+
+def use_simulator_keys(environ: dict[str, str] | os._Environ[str]) -> dict[str, str | None]:
+    """Put the simulator's own keys in ``environ`` (the cloud client reads them there) and
+    hide any token; returns what was there, for :func:`restore_env`."""
+    from watcher.simulator import DEFAULT_AK, DEFAULT_SK
+
+    before = {k: environ.get(k) for k in (*SIMULATOR_ENV, *HIDDEN_ENV)}
+    environ["HUAWEICLOUD_SDK_AK"], environ["HUAWEICLOUD_SDK_SK"] = DEFAULT_AK, DEFAULT_SK
+    for k in HIDDEN_ENV:
+        environ.pop(k, None)
+    return before
+
+
+def restore_env(environ: dict[str, str] | os._Environ[str], before: dict[str, str | None]) -> None:
+    for k, v in before.items():
+        if v is None:
+            environ.pop(k, None)
+        else:
+            environ[k] = v
+
+
+def summary_lines(stats: Any, elapsed: float, webhook: int, mail: int) -> list[str]:
+    """The demo summary: every alert fired is accounted for, by the named counters of
+    :class:`watcher.app.metrics.Stats` (see :meth:`Stats.explained`)."""
+    fate = stats.explained()
+    lines = [
+        f"  polls {stats.polls}  events {stats.events}  alerts fired {stats.fired}, of which:",
+        "    " + "  ".join(f"{name} {n}" for name, n in fate.items()),
+        "    (grouped alerts go out as one message per group; silenced and inhibited ones are recorded on the "
+        "decisions topic; pending ones were not delivered yet when the demo stopped)",
+        f"  messages delivered {stats.sent}: {fate['delivered']} alerts, {stats.group_messages} group messages, "
+        f"{stats.notices} self-health notices",
+        f"  webhook received {webhook}  mailbox received {mail}",
+        f"  ran {elapsed:.0f}s",
+    ]
+    return lines
+
+
+def count_fates(app: Any, config: Config) -> None:
+    """Feed the Stats counters the pipeline does not bump itself yet: decisions (silenced,
+    inhibited), alerts held in groups, and what kind of message each delivery was."""
+    from watcher import events as ev
+
+    comps = app.watcher_components
+    stats = comps.stats
+    prefix, n = config.broker.topic_prefix, config.broker.partitions
+    raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    @app.agent(app.topic(f"{prefix}.decisions", partitions=n, **raw), name="demo-count-decisions")
+    async def decisions(stream: Any) -> None:
+        async for value in stream:
+            record = ev.decode(value)
+            if isinstance(record, ev.Decision) and record.result in ("silenced", "inhibited"):
+                setattr(stats, record.result, getattr(stats, record.result) + 1)
+
+    @app.agent(app.topic(f"{prefix}.grouping", partitions=n, **raw), name="demo-count-grouped")
+    async def grouped(stream: Any) -> None:
+        async for _value in stream:
+            stats.grouped += 1
+
+    def delivered(alert: Any) -> None:
+        if "|group@" in alert.key:
+            stats.group_messages += 1
+        elif alert.rule.startswith("watcher-"):
+            stats.notices += 1
+
+    comps.delivered_hooks.append(delivered)
 
 
 def run_demo(duration: float | None = None, log_level: str = "WARNING") -> int:
-    """Block until Ctrl-C (or ``duration`` seconds), then print a summary."""
+    """Block until Ctrl-C (or ``duration`` seconds after the start), then print a summary."""
     import logging
 
     for noisy in ("mail.log", "aiohttp.access", "watcher.simulator"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from watcher.app.runner import run_worker
     from watcher.notify.config import NotifyConfig, NotifyTarget
-    from watcher.simulator import DEFAULT_AK, DEFAULT_SK
     from watcher.simulator.server import demo_scenario_path, start_simulator
 
-    os.environ.setdefault("HUAWEICLOUD_SDK_AK", DEFAULT_AK)
-    os.environ.setdefault("HUAWEICLOUD_SDK_SK", DEFAULT_SK)
+    env_before = use_simulator_keys(os.environ)
     counts: Counter[str] = Counter()
     started = time.monotonic()
 
@@ -121,9 +191,9 @@ def run_demo(duration: float | None = None, log_level: str = "WARNING") -> int:
     ui_port = _ui_port()
     config = demo_config(sim.url, projects, job_ids, notify, ui_port)
     _say("watcher demo: embedded Tansu broker (in-memory) + Huawei Cloud job API simulator")
-    _say(f"  simulator  {sim.url}  projects: {', '.join(projects)}")
+    _say(f"  simulator  {sim.url}  projects: {', '.join(projects)}  (its own keys, whatever your shell has)")
     _say(f"  webhook    http://127.0.0.1:{sink.port}/demo      mailbox  smtp://127.0.0.1:{mailbox.port}")
-    _say(f"  rules      {DEMO_RULES.relative_to(ROOT)}")
+    _say(f"  rules      {DEMO_RULES}")
     _say(f"  status     http://127.0.0.1:{ui_port}/  ("
          + ("actions need WATCHER_UI_TOKEN" if os.environ.get("WATCHER_UI_TOKEN") else "read-only: set WATCHER_UI_TOKEN to act")
          + ")")
@@ -131,15 +201,33 @@ def run_demo(duration: float | None = None, log_level: str = "WARNING") -> int:
     _say("")
 
     app_ref: dict[str, Any] = {}
+    printed: list[bool] = []
+
+    def summary() -> None:
+        if printed:
+            return
+        printed.append(True)
+        stats = app_ref["app"].watcher_components.stats if "app" in app_ref else None
+        _say("")
+        _say("demo summary")
+        if stats is not None:
+            for line in summary_lines(stats, time.monotonic() - started, counts["webhook"], counts["mail"]):
+                _say(line)
+        else:
+            _say(f"  webhook received {counts['webhook']}  mailbox received {counts['mail']}")
+            _say(f"  ran {time.monotonic() - started:.0f}s")
 
     def on_app(app: Any) -> None:
         app_ref["app"] = app
+        count_fates(app, config)
         if duration:
             @app.task
             async def stop_after() -> None:
                 import asyncio
 
-                await asyncio.sleep(duration)
+                # Counted from the demo's start, not the worker's: starting takes seconds.
+                await asyncio.sleep(max(0.0, started + duration - time.monotonic()))
+                summary()  # at the deadline; the orderly shutdown that follows adds nothing to it
                 app_ref["stopped_by_timer"] = True
                 # stop the way Ctrl-C does, so the worker shuts down in order
                 os.kill(os.getpid(), signal.SIGINT)
@@ -147,17 +235,11 @@ def run_demo(duration: float | None = None, log_level: str = "WARNING") -> int:
     try:
         run_worker(config, loglevel=log_level, on_app=on_app)
     finally:
-        stats = app_ref["app"].watcher_components.stats if "app" in app_ref else None
-        _say("")
-        _say("demo summary")
-        if stats is not None:
-            _say(f"  polls {stats.polls}  events {stats.events}  alerts fired {stats.fired}  delivered {stats.sent}"
-                 f"  dead-lettered {stats.dead}")
-        _say(f"  webhook received {counts['webhook']}  mailbox received {counts['mail']}")
-        _say(f"  ran {time.monotonic() - started:.0f}s")
+        summary()
         mailbox.stop()
         bg.run(sim.stop())
         bg.run(sink.stop())
         bg.close()
+        restore_env(os.environ, env_before)
         sys.stdout.flush()
     return 0

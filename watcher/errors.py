@@ -7,6 +7,7 @@
      │    ├── AuthError         401/403, APIG.0301
      │    ├── ThrottledError    429 APIG.0308 after the retry budget
      │    ├── JobNotFound       EVS 400 Common.0011, 404 on by-id APIs
+     │    │    └── InvalidId    an id no job can have: refused before a URL is built
      │    ├── ServerError       5xx after the retry budget
      │    ├── TransportError    connect/read timeouts, refused connections after the budget
      │    └── MalformedResponse a body that is not what the API documents
@@ -81,6 +82,13 @@ class ThrottledError(CloudError):
 
 class JobNotFound(CloudError):
     reason = "not_found"
+
+
+class InvalidId(JobNotFound):
+    """An id that is not an id (too long, a slash, a space): no request is made for it, and a
+    by-id source drops it like a job the API does not know."""
+
+    reason = "invalid_id"
 
 
 class ServerError(CloudError):

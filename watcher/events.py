@@ -15,8 +15,9 @@ This module imports only msgspec and the standard library.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -32,6 +33,24 @@ TERMINAL_PHASES: frozenset[str] = frozenset({"succeeded", "failed"})
 
 #: Source names, as used in config, rules (`evs: FAIL *`) and job keys.
 SOURCES: tuple[str, ...] = ("workspace", "workspaceapp", "appjob", "script", "evs")
+
+#: A job or project id as accepted at the door (config, CLI, the track topic). Ids go into
+#: request paths, so anything else is refused before a URL is built: Huawei's ids are hex,
+#: digits or UUIDs, far inside this.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+Id = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
+#: A region id goes into a host name ("cn-north-4", "eu-west-101").
+REGION_PATTERN = r"^[a-z]{2,}(?:-[a-z0-9]+)+$"
+_ID = re.compile(ID_PATTERN)
+
+
+def id_problem(value: str, what: str = "job id") -> str | None:
+    """Why ``value`` is not a usable id (one line, never the whole value), or None if it is."""
+    if _ID.match(value):
+        return None
+    shown = repr(value) if len(value) <= 40 else f"{value[:20]!r}… ({len(value):,} characters)"
+    return f"not a valid {what}: {shown}; expected 1 to 128 letters, digits, '.', '_', ':' or '-'"
+
 
 #: What happened to the job between two observations.
 Change = Literal["appeared", "changed", "vanished"]
@@ -116,6 +135,20 @@ class JobEvent(msgspec.Struct, frozen=True, kw_only=True, tag="job", omit_defaul
 def job_key(source: str, region: str, project_id: str, job_id: str) -> str:
     """The stable key of a job: it keys the Kafka record, so a job's events stay in order."""
     return f"{source}/{region}/{project_id}/{job_id}"
+
+
+def job_key_problem(key: str) -> str | None:
+    """Why ``key`` is not a job key (``source/region/project_id/job_id``), or None if it is."""
+    shown = repr(key) if len(key) <= 60 else f"{key[:40]!r}… ({len(key):,} characters)"
+    parts = key.split("/")
+    if len(parts) != 4:
+        return f"not a job key: {shown}; expected source/region/project_id/job_id, e.g. evs/cn-north-4/0bec…/ff80…"
+    source, region, project, job = parts
+    if source not in SOURCES:
+        return f"not a job key: {shown}; the source must be one of {', '.join(SOURCES)}"
+    if not re.match(REGION_PATTERN, region):
+        return f"not a job key: {shown}; {region!r} is not a region id (e.g. cn-north-4)"
+    return id_problem(project, "project id") or id_problem(job)
 
 
 def subject_of(source: str, region: str, project_id: str, job_id: str, parent_job_id: str | None) -> str:
@@ -305,9 +338,9 @@ class TrackRequest(msgspec.Struct, frozen=True, kw_only=True, tag="track", omit_
 
     schema: int = SCHEMA_VERSION
     source: str
-    region: str
-    project_id: str
-    job_id: str
+    region: str  # matched against the config's targets: an unknown one is dropped with a WARNING
+    project_id: Id  # ids are validated on decode: a request with a malformed one is refused whole
+    job_id: Id
     requested_at: datetime | None = None
 
 

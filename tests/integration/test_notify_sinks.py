@@ -129,7 +129,7 @@ async def test_json_sink_receives_exactly_the_rendered_alert(sinks) -> None:
     n = notifier((sink.url("hooks/ops"), ("ops",)))
     result = await n.deliver(make_alert())
     assert result.delivered and [(r.target, r.ok, r.reason) for r in result.results] == [
-        (f"json://127.0.0.1:{sink.port}/hooks/ops", True, "ok")
+        (f"json://127.0.0.1:{sink.port}/****/****", True, "ok")
     ]
     [rec] = sink.received
     assert rec.path == "/hooks/ops"
@@ -339,7 +339,7 @@ async def test_always_failing_target_goes_dead_with_reason(sinks) -> None:
     n = notifier((broken.url("down"), ("ops",)), (fine.url(), ("ops",)))
     out = await n.deliver_with_retry(make_alert())
     assert (out.delivered, out.reason, out.attempts) == (False, "http_5xx", FAST.attempts)
-    assert out.failed_targets == (f"json://127.0.0.1:{broken.port}/down",)
+    assert out.failed_targets == (f"json://127.0.0.1:{broken.port}/****",)
     assert (broken.attempts, fine.attempts) == (FAST.attempts, 1) and out.sent == (n.targets[1].id,)
 
 
@@ -377,10 +377,19 @@ async def test_alert_without_a_matching_target_is_dead_no_route(sinks) -> None:
 
 async def test_untagged_alerts_and_targets_use_default_tags(sinks) -> None:
     default, ops = await sinks(), await sinks()
-    n = notifier((default.url(), ()), (ops.url(), ("ops",)))
+    n = notifier((default.url(), ()), (ops.url(), ("ops",)), default_tags=("default",))
     assert n.target_ids(make_alert(tags=())) == [n.targets[0].id]
     assert (await n.deliver_with_retry(make_alert(tags=()))).delivered
     assert (default.attempts, ops.attempts) == (1, 0)
+
+
+async def test_untagged_alerts_go_to_every_target_without_default_tags(sinks) -> None:
+    one, ops = await sinks(), await sinks()
+    n = notifier((one.url(), ()), (ops.url(), ("ops",)))
+    assert n.target_ids(make_alert(tags=())) == [n.targets[0].id, n.targets[1].id]
+    assert n.target_ids(make_alert(tags=("nobody",))) == []
+    assert (await n.deliver_with_retry(make_alert(tags=()))).delivered
+    assert (one.attempts, ops.attempts) == (1, 1)
 
 
 async def test_apprise_yaml_config_targets_are_routed_by_their_tags(sinks, tmp_path) -> None:
@@ -448,7 +457,7 @@ def test_config_decodes_from_toml_shape() -> None:
     raw = b'[[targets]]\nurl = "json://127.0.0.1/x"\ntags = ["ops"]\n[retry]\nattempts = 2\n'
     cfg = msgspec.toml.decode(raw, type=NotifyConfig)
     assert cfg.targets == (NotifyTarget(url="json://127.0.0.1/x", tags=("ops",)),)
-    assert cfg.retry == RetryBudget(attempts=2) and cfg.default_tags == ("default",)
+    assert cfg.retry == RetryBudget(attempts=2) and cfg.default_tags == ()
 
 
 # -- notify test command -----------------------------------------------------------------------
@@ -463,8 +472,8 @@ async def test_send_test_reports_each_target(sinks) -> None:
     ))
     results = await send_test(config, "smoke")
     assert format_results(results) == (
-        f"OK      json://127.0.0.1:{ok.port}/ok\n"
-        f"FAILED  json://127.0.0.1:{bad.port}/bad  [http_5xx] "
+        f"OK      json://127.0.0.1:{ok.port}/****\n"
+        f"FAILED  json://127.0.0.1:{bad.port}/****  [http_5xx] "
         "Failed to send JSON POST notification: Internal server error., error=500."
     )
     assert ok.received[0].body["title"] == "watcher test notification" and other.attempts == 0

@@ -78,7 +78,7 @@ def test_no_command_is_a_usage_error() -> None:
 
 
 def test_rules_check_shipped_rules() -> None:
-    out = watcher("rules", "check", "rules/default.yaml", "rules/demo.yaml")
+    out = watcher("rules", "check", "rules/default.yaml", "watcher/rules/demo.yaml")
     assert out.returncode == 0, out.stderr
     assert re.fullmatch(r"ok: \d+ rule\(s\) in 2 file\(s\)\n", out.stdout)
     assert out.stderr == ""
@@ -165,7 +165,7 @@ def test_notify_test_delivers_and_masks(sink: WebhookSink, tmp_path: Path) -> No
     )
     out = watcher("--log-level", "DEBUG", "notify", "test", "--tag", "X", "--config", str(path))
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == f"OK      json://user:****@127.0.0.1:{sink.port}/x"
+    assert out.stdout.strip() == f"OK      json://user:****@127.0.0.1:{sink.port}/****"
     assert SECRET not in out.stdout + out.stderr  # not in the result, not in DEBUG logs
     assert [r.path for r in sink.received] == ["/x"]  # only the target tagged X
     body = sink.received[0].body
@@ -179,7 +179,7 @@ def test_notify_test_failure_is_reported_masked(sink: WebhookSink, tmp_path: Pat
     path.write_text(f'[[notify.targets]]\nurl = "json://user:{SECRET}@127.0.0.1:{sink.port}/x"\ntags = ["X"]\n')
     out = watcher("notify", "test", "--tag", "X", "--config", str(path))
     assert out.returncode == 1
-    assert out.stdout.startswith(f"FAILED  json://user:****@127.0.0.1:{sink.port}/x  [")
+    assert out.stdout.startswith(f"FAILED  json://user:****@127.0.0.1:{sink.port}/****  [")
     assert SECRET not in out.stdout + out.stderr
 
 

@@ -178,19 +178,26 @@ def test_every_run_service_mounts_a_config_that_loads() -> None:
         assert not re.search(r"(?im)^\s*(ak|sk|password|secret|token)\s*=", text), f"{path} holds a secret"
 
 
-@pytest.mark.parametrize(("service", "rules_dir"), [("watcher", "/srv/watcher/rules"), ("watcher-demo", "/srv/watcher/rules")])
-def test_config_rule_files_are_mounted_where_the_image_runs(service: str, rules_dir: str) -> None:
-    workdir = dockerfile_instruction("WORKDIR")
-    assert rules_dir == f"{workdir}/rules"
+@pytest.mark.parametrize("service", ["watcher", "watcher-demo"])
+def test_config_rule_files_are_mounted_where_the_config_names_them(service: str) -> None:
+    """Rule paths are relative to the config file: inside the container they must land on
+    a mount of the very file the host-side `config check` reads."""
+    import os
+
     svc = services()[service]
-    mounts = {dst: src for src, dst in bind_mounts(svc)}
-    assert rules_dir in mounts
-    cfg = load_config(dict(mounted_configs())[service])
-    for rule_file in cfg.rules.files:
-        inside = Path(workdir) / rule_file
-        assert inside.is_relative_to(rules_dir), f"{rule_file} is not under the mounted {rules_dir}"
-        on_host = mounts[rules_dir] / inside.relative_to(rules_dir)
-        assert check_files([on_host]) == [], f"{on_host} does not check"
+    cmd = command_of(svc)
+    inside_config = Path(cmd[cmd.index("--config") + 1])
+    host_config = dict(mounted_configs())[service]
+    mounts = {Path(dst): src for src, dst in bind_mounts(svc)}
+    raw = tomllib.loads(host_config.read_text())["rules"]["files"]
+    on_host = load_config(host_config).rules.files
+    assert raw and len(raw) == len(on_host)
+    for rel, host_file in zip(raw, on_host, strict=True):
+        inside = Path(os.path.normpath(inside_config.parent / rel))
+        mount = next((m for m in mounts if inside == m or inside.is_relative_to(m)), None)
+        assert mount is not None, f"{service}: {rel} resolves to {inside}, which nothing is mounted at"
+        assert (mounts[mount] / inside.relative_to(mount)).resolve() == Path(host_file).resolve()
+        assert check_files([host_file]) == [], f"{host_file} does not check"
 
 
 def test_demo_config_polls_the_simulator_and_mails_mailpit() -> None:

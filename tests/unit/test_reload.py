@@ -25,13 +25,13 @@ def test_reload_valid_then_refuse_invalid(tmp_path: Path, caplog):
     r = RuleReloader([str(tmp_path)], lambda rs, sil: installed.append([x.name for x in rs.rules]))
     assert r.check() is None  # nothing changed
     touch(f, BETTER, 1)
-    assert r.check() is True
+    assert r.check(wait=30) is True
     assert installed == [["a", "b"]]
     touch(f, BAD, 2)
-    assert r.check() is False
+    assert r.check(wait=30) is False
     assert installed == [["a", "b"]]  # the last good rules stay
     assert r.last_error is not None and r.last_error.startswith(f"{f}:3:")
     assert any("keeping the last good rules" in m for m in caplog.messages)
     assert r.check() is None  # the same bad file is reported once, not every cycle
     touch(f, GOOD, 3)
-    assert r.check() is True and installed[-1] == ["a"]
+    assert r.check(wait=30) is True and installed[-1] == ["a"]

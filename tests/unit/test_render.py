@@ -105,8 +105,8 @@ FIRST_SIGHTING = alert(event(
          "Error:    EVS.2024: volume quota exceeded\n"
          "Volume:   data-disk (vol-9), 40 GB\n"
          "Rule:     job-failed (error)"),
-        (APPJOB_V1, "[FAILED] 1 in project 0bec… (cn-north-4)",
-         "Job:      1 (appjob)\n"
+        (APPJOB_V1, "[FAILED] App job in project 0bec… (cn-north-4)",  # v1's job_type 1, by its name
+         "Job:      App job (appjob)\n"
          "Status:   2 → 0 (failed)\n"
          f"Project:  {PROJECT}\n"
          "Region:   cn-north-4\n"
@@ -116,7 +116,7 @@ FIRST_SIGHTING = alert(event(
          "Rule:     job-failed (warning)"),
         (SCRIPT, "[FAILED] EXECUTE_SCRIPT in project 0bec… (cn-north-4)",
          "Job:      EXECUTE_SCRIPT (script)\n"
-         "Status:   RUNNING → FINISH (failed)\n"
+         "Status:   2 of 11 desktops failed (task RUNNING → FINISH)\n"  # not a bare FINISH
          f"Project:  {PROJECT}\n"
          "Region:   cn-north-4\n"
          "Job ID:   task-5\n"

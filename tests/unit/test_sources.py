@@ -401,9 +401,11 @@ async def test_by_id_other_failures_fail_the_poll():
 
 async def test_by_id_fetches_exactly_active_and_encodes_path_segments():
     client = FakeClient(handler=lambda path, params: b'{"status": "RUNNING"}')
-    result = await EvsSource().fetch(client, target("evs", job_ids=("configured",)), ["a/b c", "x"])
-    assert client.keys == [(f"/v1/{PID}/jobs/a%2Fb%20c", ()), (f"/v1/{PID}/jobs/x", ())]
-    assert [o.job_id for o in result.observations] == ["a/b c", "x"]
+    result = await EvsSource().fetch(client, target("evs", job_ids=("configured",)), ["a/b c", "ns:x", "x"])
+    # An id that is not one ("a/b c") gets no request: no URL is built from it, it is dropped as gone.
+    assert client.keys == [(f"/v1/{PID}/jobs/ns%3Ax", ()), (f"/v1/{PID}/jobs/x", ())]
+    assert [o.job_id for o in result.observations] == ["ns:x", "x"]
+    assert result.gone == ["a/b c"]
     assert (await EvsSource().fetch(client, target("evs"), [])).requests == 0
 
 

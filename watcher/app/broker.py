@@ -65,6 +65,17 @@ _STDERR_TAIL = 2000
 _PR_SET_PDEATHSIG = 1
 
 
+#: The only variables the broker process gets: it needs none of ours, and watcher's own
+#: environment holds the cloud keys (HUAWEICLOUD_SDK_AK/SK/TOKEN).
+BROKER_ENV_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "RUST_LOG", "RUST_BACKTRACE")
+
+
+def broker_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The embedded broker's environment: :data:`BROKER_ENV_KEEP` from ours, nothing else."""
+    env = dict(os.environ) if environ is None else environ
+    return {k: env[k] for k in BROKER_ENV_KEEP if k in env}
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port the kernel just had free on ``host`` (another process may still take it first)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -193,6 +204,7 @@ class EmbeddedBroker:
             try:
                 self._proc = subprocess.Popen(
                     argv,
+                    env=broker_env(),
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,

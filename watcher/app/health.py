@@ -69,6 +69,9 @@ class WebServer(Service):
         self._runner: web.AppRunner | None = None
         if app is not None:
             metrics.lag_source = lambda: consumer_lag(app)
+            comps = getattr(app, "watcher_components", None)
+            if comps is not None and metrics.eval_errors.source is None:
+                metrics.eval_errors.source = comps.ruleset
 
     def ready(self) -> tuple[bool, str]:
         ok, why = readiness(self.faust_app) if self.faust_app is not None else (True, "ready")

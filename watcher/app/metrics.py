@@ -17,7 +17,8 @@ Metric families (``_total`` is appended to counters by the client library)::
     watcher_target_blind{target}                           1 while the watcher-blind alert is open
     watcher_events_published_total
     watcher_rules_fired_total{rule,severity}
-    watcher_alerts_total{outcome}                          sent, deduplicated, silenced, dead_lettered
+    watcher_alerts_total{outcome}                          sent, deduplicated, silenced, inhibited, grouped,
+                                                           dead_lettered
     watcher_notifications_total{target,result}             per-target sends (ok, or the failure reason)
     watcher_delivery_duration_seconds{outcome}             one alert, retries included
     watcher_self_health_alerts_total{kind}                 firing / resolved watcher-blind notices
@@ -25,6 +26,7 @@ Metric families (``_total`` is appended to counters by the client library)::
     watcher_consumer_lag{topic,partition}                  highwater - committed, at scrape time
     watcher_ready                                          1 once /readyz would answer 200
     watcher_outage_buffer_events                           changes held while the broker is unreachable
+    watcher_rule_eval_errors_total{rule}                   CEL evaluations that failed (the rule did not match)
 """
 
 from __future__ import annotations
@@ -34,13 +36,13 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 #: Alert outcomes always exported (at 0 until they happen), so dashboards see the series.
-ALERT_OUTCOMES = ("sent", "deduplicated", "silenced", "dead_lettered")
+ALERT_OUTCOMES = ("sent", "deduplicated", "silenced", "inhibited", "grouped", "dead_lettered")
 
 _POLL_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -77,6 +79,38 @@ class _Live(Collector):
             for topic, partition, value in sorted(rows):
                 lag.add_metric([topic, str(partition)], value)
         yield lag
+        errors = CounterMetricFamily(
+            "watcher_rule_eval_errors", "CEL evaluations of a rule that failed on an event (it did not match).",
+            labels=["rule"],
+        )
+        for rule, n in sorted(self.metrics.eval_errors.totals().items()):
+            errors.add_metric([rule], n)
+        yield errors
+
+
+class EvalErrors:
+    """Evaluation errors per rule since the worker started, across rule reloads.
+
+    Each rule set counts its own (``RuleSet.eval_errors``) and a reload installs a new one, so
+    this keeps what the replaced sets counted: at each scrape it reads the set in force now,
+    and the one before it one last time. ``source`` returns the rule set in force.
+    """
+
+    def __init__(self, source: Callable[[], Any] | None = None) -> None:
+        self.source = source
+        self._current: Any = None
+        self._before: dict[str, int] = {}
+
+    def totals(self) -> dict[str, int]:
+        current = self.source() if self.source is not None else None
+        if current is not self._current:
+            for rule, n in getattr(self._current, "eval_errors", {}).items():
+                self._before[rule] = self._before.get(rule, 0) + n
+            self._current = current
+        out = dict(self._before)
+        for rule, n in getattr(current, "eval_errors", {}).items():
+            out[rule] = out.get(rule, 0) + n
+        return out
 
 
 class Metrics:
@@ -165,6 +199,7 @@ class Metrics:
         )
         self.last_ok: dict[str, float] = {}
         self.lag_source: LagSource | None = None
+        self.eval_errors = EvalErrors()  # its source: the worker's rule set (see health.WebServer)
         r.register(_Live(self))
 
     # -- hooks ---------------------------------------------------------------------------
@@ -208,7 +243,20 @@ class Stats:
         "updated": lambda m, n: m.incidents.labels("update", "editable").inc(n),
         "resolved": lambda m, n: m.incidents.labels("resolve", "all").inc(n),
         "escalated": lambda m, n: m.incidents.labels("escalate", "all").inc(n),
+        "inhibited": lambda m, n: m.alerts.labels("inhibited").inc(n),
+        "grouped": lambda m, n: m.alerts.labels("grouped").inc(n),  # held in a group; its message is sent
+        "group_messages": lambda m, n: None,  # delivered messages standing for a group (in "sent")
+        "notices": lambda m, n: None,  # delivered self-health notices (in "sent"; not fired by a rule)
     }
+
+    def explained(self) -> dict[str, int]:
+        """What became of every alert the rules fired, by name: each one is delivered (alone),
+        grouped, silenced, inhibited, dead-lettered or still pending (published, not delivered
+        yet). The demo prints this; tests assert it adds up."""
+        alone = max(0, self.sent - self.group_messages - self.notices)
+        settled = {"delivered": alone, "grouped": self.grouped, "silenced": self.silenced,
+                   "inhibited": self.inhibited, "dead-lettered": self.dead}
+        return {**settled, "pending": max(0, self.fired - sum(settled.values()))}
 
     def __init__(self, metrics: Metrics | None = None, **initial: int) -> None:
         object.__setattr__(self, "metrics", metrics or Metrics())

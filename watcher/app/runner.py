@@ -66,8 +66,9 @@ def run_worker(
         url = embedded.url
         log.warning(
             "no [broker] url configured: started the embedded Tansu broker at %s "
-            "(in-memory: for demos, development and tests; state is lost when watcher stops)",
-            embedded.bootstrap,
+            "(in-memory: for demos, development and tests; state is lost when watcher stops). "
+            'CLI tools (track, dlq, explain, silence) reach it with [broker] url = "%s" and tansu = true',
+            embedded.bootstrap, embedded.url,
         )
     try:
         import asyncio

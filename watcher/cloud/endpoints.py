@@ -17,6 +17,7 @@ base URL matter (a path on it is ignored). Pure functions; the caller passes ``e
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -92,3 +93,43 @@ def resolve_endpoint(
 def host_of(base_url: str) -> str:
     """The Host header (and signed ``host``) for a base URL: its netloc, port included."""
     return urlsplit(base_url).netloc
+
+
+#: The regions each service's SDK knows (huaweicloudsdk* 3.1.219, ``<Service>Region.static_fields``);
+#: a region outside them needs an endpoint of its own (``[cloud] endpoints`` or the SDK variable).
+KNOWN_REGIONS: dict[str, frozenset[str]] = {
+    "workspace": frozenset({
+        "af-north-1", "af-south-1", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "cn-east-3", "cn-east-5",
+        "cn-north-11", "cn-north-4", "cn-north-9", "cn-south-1", "cn-southwest-2", "eu-west-101", "la-north-2",
+        "la-south-2", "me-east-1", "sa-brazil-1", "tr-west-1",
+    }),
+    "workspaceapp": frozenset({
+        "af-north-1", "af-south-1", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "cn-east-3", "cn-east-5",
+        "cn-north-11", "cn-north-4", "cn-north-9", "cn-south-1", "cn-southwest-2", "la-north-2", "la-south-2",
+        "me-east-1", "sa-brazil-1", "tr-west-1",
+    }),
+    "evs": frozenset({
+        "ae-ad-1", "af-north-1", "af-south-1", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4",
+        "ap-southeast-5", "cn-east-2", "cn-east-3", "cn-east-4", "cn-east-5", "cn-north-1", "cn-north-11",
+        "cn-north-12", "cn-north-2", "cn-north-4", "cn-north-9", "cn-south-1", "cn-south-2", "cn-south-4",
+        "cn-southwest-2", "cn-southwest-3", "eu-west-0", "eu-west-101", "la-north-2", "la-south-2", "me-east-1",
+        "my-kualalumpur-1", "na-mexico-1", "ru-moscow-1", "ru-northwest-2", "sa-brazil-1", "tr-west-1",
+    }),
+}  # fmt: skip
+
+
+def region_problem(
+    service: str, region: str, overrides: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """Why ``service`` cannot be reached in ``region`` (one line), or None when it can: the region
+    is in the SDK's table, or an override or the SDK's variable gives its endpoint."""
+    if not _REGION_RE.match(region):
+        return f"invalid region id {region!r}; expected e.g. 'cn-north-4'"
+    env = os.environ if environ is None else environ
+    if region in KNOWN_REGIONS[service] or (overrides or {}).get(service) or env.get(env_var_name(service, region)):
+        return None
+    known = sorted(KNOWN_REGIONS[service])
+    close = difflib.get_close_matches(region, known, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"e.g. {', '.join(known[:3])}…"
+    return (f"unknown region {region!r} for {service}, not one of the SDK's {len(known)} ({hint}); "
+            f"for another region set [cloud] endpoints.{service} or {env_var_name(service, region)}")

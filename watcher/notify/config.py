@@ -10,7 +10,7 @@ that holds each one (``bot_token_env``, ``secret_env``…).
 Example::
 
     [notify]
-    default_tags = ["default"]
+    default_tags = ["default"]     # rules without `notify`; leave out to send those to every target
     apprise_config = "/etc/watcher/apprise.yaml"   # optional, Apprise YAML with tags
 
     [[notify.targets]]                 # kind = "apprise" (the default): any Apprise URL
@@ -145,7 +145,9 @@ class RetryBudget(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 class NotifyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Where alerts go and how hard we try.
 
-    ``default_tags`` route alerts whose rule set no tags. ``body_limit``/``title_limit``
+    ``default_tags`` route alerts whose rule set no tags (and the self-health alerts when
+    ``[health] tags`` is empty); when it is empty, the default, such alerts go to every
+    target, so a config with targets always delivers. ``body_limit``/``title_limit``
     cap what is sent, after sanitizing (see :func:`watcher.notify.render.sanitize`).
     ``links``: a URL template per source (``{region}``, ``{project_id}``, ``{job_id}``,
     ``{parent_job_id}``) for the "open in console" links of cards, mails and webhooks.
@@ -154,7 +156,7 @@ class NotifyConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
     targets: tuple[NotifyTarget, ...] = ()
     apprise_config: str | None = None
-    default_tags: tuple[str, ...] = ("default",)
+    default_tags: tuple[str, ...] = ()  # () -> every target
     retry: RetryBudget = RetryBudget()
     body_limit: Annotated[int, msgspec.Meta(ge=64)] = 4000
     title_limit: Annotated[int, msgspec.Meta(ge=16)] = 250
@@ -179,3 +181,28 @@ class SlackConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     interactions_path: str = ""
     base_url: str = "https://slack.com/api/"
     timeout: _Positive = 10.0
+
+
+def url_problem(url: str) -> str | None:
+    """Why Apprise cannot use ``url`` (one line, never the URL's secrets), or None if it can.
+
+    An unknown scheme is named as such; a known service whose URL does not parse gets the
+    forms its Apprise plugin expects, from the plugin's own templates (``slack://onlyonetoken``:
+    "expected slack://{token_a}/{token_b}/{token_c} …").
+    """
+    from watcher.notify.redact import REDACTED
+
+    if mask_url(url) != REDACTED:
+        return None
+    scheme, sep, _ = url.partition("://")
+    if not sep or not scheme:
+        return "no scheme:// in the URL (e.g. slack://…, mailtos://…, json://…)"
+    from apprise.manager_plugins import NotificationManager
+
+    plugins = NotificationManager()
+    if scheme.lower() not in plugins:
+        return f"unknown scheme {scheme + '://'!r}: no Apprise service is called that"
+    plugin = plugins[scheme.lower()]
+    forms = [str(t).replace("{schema}", scheme.lower()) for t in getattr(plugin, "templates", ())[:2]]
+    expected = f"; expected {' or '.join(forms)}" if forms else ""
+    return f"a {scheme}:// ({plugin.service_name}) URL that Apprise does not accept{expected}"

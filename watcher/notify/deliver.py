@@ -6,7 +6,8 @@ one call over many services also applies Apprise's tag-priority escalation, and 
 handle back to the plugin object. So each target gets its own single-service ``Apprise``;
 a send is ``asyncio.gather`` over those, each ``await``-ing ``async_notify`` — which runs
 blocking plugins in Apprise's worker threads, so the event loop never blocks. Routing still
-uses Apprise's own tag logic (``Apprise.find``: OR of tags, ``always`` matches everything).
+uses Apprise's own tag logic (``Apprise.find``: OR of tags, ``always`` matches everything);
+an alert without tags takes the default route (:meth:`Notifier.find_route`).
 
 A target's id is its masked URL (``#2``, ``#3`` appended to repeats); it is what callers
 persist to remember "already delivered", and what dead letters list.
@@ -30,7 +31,15 @@ from watcher.events import Alert
 from watcher.notify import console as _console  # noqa: F401 (registers console://)
 from watcher.notify.apprise_channel import notify_type_for
 from watcher.notify.config import NotifyConfig
-from watcher.notify.redact import guard_apprise_logging, known_secrets, mask_plugin, mask_url, redact, secrets_of
+from watcher.notify.redact import (
+    guard_apprise_logging,
+    known_secrets,
+    mask_plugin,
+    mask_url,
+    quiet_apprise,
+    redact,
+    secrets_of,
+)
 from watcher.notify.render import ChannelKind, channel_kind, sanitize, truncate
 from watcher.notify.retry import DeliveryOutcome, DeliveryResult, TargetResult, classify, format_results
 
@@ -70,7 +79,7 @@ class Notifier:
         for i, target in enumerate(config.targets):
             if target.kind != "apprise":
                 continue  # Slack and webhook targets are channels of their own (watcher.notify.channel)
-            # Untagged targets get the default route, else nothing could ever reach them.
+            # Untagged targets get the default tags, else only the every-target route reaches them.
             tags = list(target.tags or config.default_tags)
             # Learn the URL's secrets before Apprise parses it: parsing logs (at DEBUG).
             guard_apprise_logging(secrets_of(None, target.url))
@@ -94,10 +103,12 @@ class Notifier:
 
     def _load_apprise_config(self, path: str) -> list[Any]:
         if not Path(path).is_file():
-            raise ConfigError("Apprise config file not found", file=path, key="notify.apprise_config")
-        plugins = apprise.AppriseConfig(paths=path, asset=self.asset).services()
+            raise ConfigError(f"Apprise config file {path} not found", key="notify.apprise_config")
+        with quiet_apprise():  # its own lines would only repeat ours, less clearly
+            plugins = apprise.AppriseConfig(paths=path, asset=self.asset).services()
         if not plugins:
-            raise ConfigError("no usable notification URLs in Apprise config", file=path, key="notify.apprise_config")
+            raise ConfigError(f"no usable notification URL in {path} (not Apprise YAML or TEXT, or no URL in it "
+                              "parses)", key="notify.apprise_config")
         return list(plugins)
 
     # -- routing -------------------------------------------------------------------------
@@ -108,9 +119,16 @@ class Notifier:
         hits = {id(p) for p in self._router.find(wanted)}
         return [t for t in self.targets if id(t.plugin) in hits]
 
+    def find_route(self, tags: Iterable[str]) -> list[Target]:
+        """Where an alert with ``tags`` goes: the targets with any of them; with no tags, the
+        default route — the targets with a ``default_tags`` tag, or every target when
+        ``default_tags`` is not set (the root route always has a receiver)."""
+        wanted = tuple(tags) or tuple(self.config.default_tags)
+        return self.find(wanted) if wanted else list(self.targets)
+
     def route(self, alert: Alert) -> list[Target]:
-        """The targets for ``alert``: its tags, or ``default_tags`` when the rule gave none."""
-        return self.find(alert.tags or self.config.default_tags)
+        """The targets for ``alert``: its tags, or the default route when the rule gave none."""
+        return self.find_route(alert.tags)
 
     def target_ids(self, alert: Alert) -> list[str]:
         return [t.id for t in self.route(alert)]

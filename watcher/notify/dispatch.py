@@ -1,8 +1,9 @@
 """Routing notifications to channels by tag: which targets hear a notification.
 
 A notification reaches the channels whose tags meet its own: the escalation step's tags when it
-has them, else its incident's (the rule's ``notify``), else ``[notify] default_tags``. A channel
-tagged ``always`` hears everything (Apprise's own convention). An ``editable`` notification (an
+has them, else its incident's (the rule's ``notify``), else ``[notify] default_tags``, else
+(none set) every channel: the root route always has a receiver. A channel tagged ``always``
+hears everything (Apprise's own convention). An ``editable`` notification (an
 update that is no new failure) reaches only the channels that edit a sent message in place.
 """
 
@@ -40,7 +41,8 @@ class Channels:
         return notification.tags or notification.incident.tags or self.default_tags
 
     def route(self, notification: Notification) -> list[Channel]:
-        hits = self.find(self.wanted(notification))
+        wanted = self.wanted(notification)
+        hits = self.find(wanted) if wanted else list(self.channels)  # the root route reaches every target
         if notification.audience == "editable":
             hits = [c for c in hits if c.editable]
         return hits

@@ -4,8 +4,8 @@ Apprise's own ``url(privacy=True)`` masks the tokens each plugin declares privat
 (passwords, Slack/Discord tokens), but it keeps the query string — where the generic
 ``json://``/``form://`` plugins put ``+Header=value`` (often ``Authorization``) and
 ``-param=value`` — and a webhook path, which is often the secret itself. So a masked
-URL here is Apprise's privacy URL without its query, with token-like path segments
-shortened.
+URL here is Apprise's privacy URL without its query and with every path segment masked
+(``json://host:8080/****/****``): scheme, user and host say which target it is.
 
 Apprise logs through the one ``apprise`` logger: at DEBUG the POST URL (path and all),
 at INFO nothing secret today, but plugins change. :func:`guard_apprise_logging` keeps
@@ -17,11 +17,12 @@ its URL; a secret shorter than 4 characters is not searched for (it would mangle
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -47,7 +48,9 @@ def mask_plugin(plugin: Any) -> str:
     except Exception:  # a plugin's url() is third-party code; never let it leak or crash
         return REDACTED
     parts = urlsplit(privacy)
-    path = "/".join(seg[:3] + "…" if _looks_secret(seg) else seg for seg in parts.path.split("/"))
+    # Every path segment, not only token-like ones: a webhook's path is often the secret
+    # itself, and a short one (12 characters) looks like a word.
+    path = "/".join(_MASK if seg else seg for seg in parts.path.split("/"))
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
@@ -61,7 +64,8 @@ def mask_url(url: str) -> str:
 
     guard_apprise_logging(secrets_of(None, url))  # parsing logs the URL at DEBUG
     try:
-        plugin = apprise.Apprise.instantiate(url)
+        with quiet_apprise():  # a URL that does not parse is reported by our caller, in one line
+            plugin = apprise.Apprise.instantiate(url)
     except Exception:
         return REDACTED
     return REDACTED if plugin is None else mask_plugin(plugin)
@@ -116,10 +120,15 @@ def secrets_of(plugin: Any, raw_url: str | None = None) -> set[str]:
         add(raw_url)  # Apprise logs an unparseable URL whole ("Unparseable URL nosuch://TOKEN@h")
         parts = urlsplit(raw_url)
         add(unquote(parts.password or ""))
-        add([unquote(s) for s in parts.path.split("/") if _looks_secret(s)])
+        # Every path segment and query value, not only token-like ones: a short webhook token
+        # looks like a word, and urllib3 logs the request path at DEBUG.
+        add([unquote(s) for s in parts.path.split("/")])
         add([unquote(parts.netloc)] if _looks_secret(parts.netloc) else [])
+        # Apprise's own options (method=POST, overflow=upstream…) say nothing secret.
+        options = {k for k, meta in getattr(plugin, "template_args", {}).items()
+                   if not (isinstance(meta, dict) and meta.get("private"))}
         for key, value in parse_qsl(parts.query.replace("+", "%2B")):  # "+" marks a header, not a space
-            if key.startswith("+") or _looks_secret(value):  # "+Header=value" sets an HTTP header
+            if key not in options:
                 add(value)
                 add(_words(value))
     return found
@@ -138,6 +147,8 @@ class _Redactor(logging.Filter):
             self._secrets = frozenset(self._secrets | set(secrets))
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(_quiet, "on", False):
+            return False
         secrets = self._secrets
         if not secrets:
             return True
@@ -160,6 +171,9 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+#: Set in a thread while :func:`mask_url` parses: Apprise's complaints about a URL it cannot
+#: parse are dropped there (thread-local, so another thread's sends still log).
+_quiet = threading.local()
 _redactor = _Redactor()
 #: Loggers that see our request URLs: Apprise's own, and urllib3's (under requests), which
 #: logs ``"POST /services/T…/B…/token HTTP/1.1" 200`` at DEBUG. urllib3 keeps its level —
@@ -195,6 +209,17 @@ def guarded_logger(name: str, secrets: Iterable[str] = ()) -> logging.Logger:
     if _redactor not in log.filters:
         log.addFilter(_redactor)
     return log
+@contextlib.contextmanager
+def quiet_apprise() -> Iterator[None]:
+    """Drop Apprise's log lines in this thread meanwhile (parsing a URL or an Apprise config
+    whose problem the caller reports itself)."""
+    guard_apprise_logging()
+    before = getattr(_quiet, "on", False)
+    _quiet.on = True
+    try:
+        yield
+    finally:
+        _quiet.on = before
 
 
 def known_secrets() -> frozenset[str]:

@@ -31,6 +31,7 @@ from typing import Any, Literal
 import msgspec
 
 from watcher.events import Alert, IncidentJob, JobEvent, Notification
+from watcher.wording import event_status, job_type_name
 
 ChannelKind = Literal["chat", "mail", "webhook"]
 
@@ -96,7 +97,7 @@ def _headline(alert: Alert) -> str:
 def default_title(alert: Alert) -> str:
     """``[FAILED] createDesktops in project 0bec… (cn-north-4)``."""
     event = alert.event
-    job = event.job_type or f"{event.source} job"
+    job = job_type_name(event.source, event.job_type)
     return f"[{_headline(alert)}] {job} in project {short_id(event.project_id)} ({event.region})"
 
 
@@ -107,6 +108,8 @@ def _pair(name: str | None, ident: str | None) -> str | None:
 
 
 def _status_line(event: JobEvent) -> str:
+    if event.source == "script" and event.counts is not None and event.counts.failed:
+        return event_status(event)  # "2 of 5 desktops failed (task RUNNING → FINISH)", not a bare FINISH
     line = f"{event.prev_status or '(new)'} → {event.status}"
     # The phase helps when the API's word is opaque ("0", "FINISH"); "other" says nothing.
     if event.phase != "other" and event.status.upper() != event.phase.upper():
@@ -126,7 +129,7 @@ def default_lines(alert: Alert) -> list[tuple[str, str]]:
         volume += f", {ent.size_gb} GB"
     counts = e.counts
     rows: list[tuple[str, str | None]] = [
-        ("Job", f"{e.job_type or '-'} ({e.source})"),
+        ("Job", f"{job_type_name(e.source, e.job_type) if e.job_type else '-'} ({e.source})"),
         ("Status", _status_line(e)),
         ("Project", e.project_id),
         ("Region", e.region),

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from watcher.errors import RuleError
+from watcher.rules.compile import CompiledRule
 from watcher.rules.engine import compile_all, rule_files
 
 EXIT_OK = 0
@@ -28,14 +29,20 @@ def check_files(paths: Sequence[str | Path]) -> list[RuleError]:
     return _check(paths)[0]
 
 
-def _check(paths: Sequence[str | Path]) -> tuple[list[RuleError], int, int]:
-    """(errors, files checked, rules compiled)."""
+def check_book(paths: Sequence[str | Path]) -> tuple[list[CompiledRule], list[RuleError], int]:
+    """(the rules that compiled, every error in file order, the number of files checked)."""
     missing = [RuleError("no such file or directory", file=str(p)) for p in paths if not Path(p).exists()]
     present = [p for p in paths if Path(p).exists()]
     rules, errors = compile_all(present)
     order = {str(f): i for i, f in enumerate(rule_files(present))}
     errors.sort(key=lambda e: (order.get(e.file, len(order)), e.line, e.col))
-    return missing + errors, len(order), len(rules)
+    return rules, missing + errors, len(order)
+
+
+def _check(paths: Sequence[str | Path]) -> tuple[list[RuleError], int, int]:
+    """(errors, files checked, rules compiled)."""
+    rules, errors, files = check_book(paths)
+    return errors, files, len(rules)
 
 
 def exit_code(paths: Sequence[str | Path], errors: Sequence[RuleError]) -> int:

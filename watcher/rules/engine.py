@@ -5,7 +5,9 @@ every rule and raises the first :class:`RuleError` (``watcher rules check`` list
 all, see :mod:`watcher.rules.check`). :meth:`RuleSet.matching` asks the index for the few
 rules the event's source/status/phase/job type allow, then runs their CEL programs
 against one shared activation. A program that fails on an event's data (a null field in
-arithmetic, say) does not match; :attr:`RuleSet.eval_errors` counts those per rule.
+arithmetic, say) does not match; :attr:`RuleSet.eval_errors` counts those per rule (exported
+as ``watcher_rule_eval_errors_total{rule}``), and a WARNING names the rule, at most once per
+rule every :data:`WARN_EVERY` seconds.
 
 Routing: an alert carries the rule's Apprise tags; empty tags mean the notifier's default
 route. :data:`NOTIFY_TYPES` maps severity to Apprise notify types for the notifier.
@@ -15,8 +17,9 @@ Pure: nothing here does I/O except reading rule files in :func:`load_rules`.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,16 +41,23 @@ log = logging.getLogger(__name__)
 NOTIFY_TYPES: dict[str, str] = {"critical": "failure", "error": "failure", "warning": "warning", "info": "info"}
 
 RULE_SUFFIXES = (".yaml", ".yml")
+#: The largest rule file read (about 90,000 one-line rules): YAML of unbounded size would hold
+#: a worker's memory and a reload's CPU hostage. Split bigger rule sets into several files.
+MAX_RULE_FILE_BYTES = 4 * 1024 * 1024
+#: Seconds between two WARNING lines about one rule's evaluation errors.
+WARN_EVERY = 60.0
 
 
 class RuleSet:
     """Compiled, enabled rules plus their index; evaluation is a pure function of the event."""
 
-    def __init__(self, rules: Iterable[CompiledRule]) -> None:
+    def __init__(self, rules: Iterable[CompiledRule], clock: Callable[[], float] = time.monotonic) -> None:
         self.rules: tuple[CompiledRule, ...] = tuple(r for r in rules if r.enabled)
         self._index = RuleIndex(r.keys for r in self.rules)
         self._functions = frozenset().union(*(r.functions for r in self.rules))
         self.eval_errors: Counter[str] = Counter()
+        self._clock = clock
+        self._warned: dict[str, tuple[float, int]] = {}  # rule -> (when last warned, errors since)
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -68,12 +78,26 @@ class RuleSet:
             try:
                 result = rule.program.execute(ctx)
             except Exception as e:  # data-dependent: this event does not match
-                self.eval_errors[rule.name] += 1
-                log.debug("rule %s (%s) failed on %s: %s", rule.name, rule.location, event.job_key, e)
+                self._eval_error(rule, event, e)
                 continue
             if result is True:
                 matched.append(rule)
         return matched
+
+    def _eval_error(self, rule: CompiledRule, event: JobEvent, e: Exception) -> None:
+        """Count it (``watcher_rule_eval_errors_total{rule}``) and say so: one WARNING per rule
+        per :data:`WARN_EVERY` seconds, with how many more there were meanwhile."""
+        self.eval_errors[rule.name] += 1
+        now = self._clock()
+        last, held = self._warned.get(rule.name, (-WARN_EVERY, 0))
+        if now - last < WARN_EVERY:
+            self._warned[rule.name] = (last, held + 1)
+            return
+        self._warned[rule.name] = (now, 0)
+        more = f"; {held} more since the last warning" if held else ""
+        reason = str(e).split(". ")[0].rstrip(".") or type(e).__name__
+        log.warning("rule %s (%s) could not be evaluated on %s, so it did not match: %s%s", rule.name,
+                    rule.location, event.job_key, reason, more)
 
     def evaluate(self, event: JobEvent, now: datetime) -> list[Alert]:
         """One firing Alert per matching *event* rule (stuck, burst and share rules fire elsewhere)."""
@@ -147,8 +171,12 @@ def read_rules(path: Path) -> tuple[list[SourceRule], list[RuleError]]:
 
 
 def read_file(path: Path) -> tuple[list[SourceRule], list[SourceSilence], list[RuleError]]:
-    """Decode one file's rules and silences; unreadable files are a RuleError too."""
+    """Decode one file's rules and silences; unreadable and oversized files are a RuleError too."""
     try:
+        size = path.stat().st_size
+        if size > MAX_RULE_FILE_BYTES:
+            return [], [], [RuleError(f"rule file of {size:,} bytes; the limit is {MAX_RULE_FILE_BYTES:,} (4 MiB): "
+                                      "split it into several files", file=str(path))]
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         before = e.object[: e.start]

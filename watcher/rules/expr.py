@@ -6,7 +6,12 @@ compile and then never fire. Its programs do report the identifiers and function
 reference, so unknown fields and functions are refused statically here; unknown keys of
 the ``entities``/``counts`` maps by a scan of the text; anything left is caught by
 evaluating once against a fully populated sample event (which also checks the result is a
-boolean). Errors are RuleError with ``line``/``col`` 1-based within the expression text.
+boolean). The library has no type checker, so an expression that could fail on types
+(ordering, arithmetic, functions) is also evaluated on fully populated events of every
+source and status word: a TypeError there (``phase > 5``, ``duration_seconds + 1``) means it
+cannot be well-typed over the event schema, whichever event comes, and is refused; errors
+that depend on the data (a null field, a missing key) are left to evaluation, which counts
+them per rule. Errors are RuleError with ``line``/``col`` 1-based within the expression text.
 
 Pure: imports the CEL library and the standard library.
 """
@@ -95,6 +100,31 @@ def make_context(variables: dict[str, Any], functions: frozenset[str]) -> cel.Co
 _SAMPLE: dict[str, Any] = event_context(sample_event())
 
 
+#: Operators that cannot fail on values of the right types whatever those are (CEL equality
+#: is defined across types): an expression using only these needs no type check.
+_TYPE_SAFE = frozenset({"_==_", "_!=_", "_&&_", "_||_", "!_", "@in", "_?_:_", "matches", "startsWith",
+                        "endsWith", "contains"})
+_PHASE_OF = {"FAILED": "failed", "FAIL": "failed", "0": "failed", "ABNORMAL": "failed", "SUCCESS": "succeeded",
+             "FINISH": "succeeded", "1": "succeeded", "RUNNING": "running", "2": "running", "ROLLBACK": "running",
+             "ABORTING": "running", "WAITING": "pending", "INIT": "pending", "3": "pending", "VANISHED": "other"}
+
+
+def _typed_samples() -> list[dict[str, Any]]:
+    """Fully populated events, one per source and status word: every field holds a value of
+    its schema type (no nulls), so an evaluation that raises TypeError is the expression's
+    fault, never the data's."""
+    from watcher.rules.oneliner import COMMON_STATUSES, STATUSES
+
+    out = []
+    for source, statuses in STATUSES.items():
+        words = (*statuses, *COMMON_STATUSES)
+        for prev, status in zip((words[-1], *words), words, strict=False):
+            out.append({**_SAMPLE, "source": source, "status": status, "phase": _PHASE_OF.get(status, "other"),
+                        "prev_status": prev, "prev_phase": _PHASE_OF.get(prev, "other"),
+                        "change": "vanished" if status == "VANISHED" else "changed"})
+    return out
+
+
 def _check_on_sample(program: cel.Program, functions: frozenset[str], sample: dict[str, Any]) -> None:
     try:
         result = program.execute(make_context(sample, functions))
@@ -102,10 +132,28 @@ def _check_on_sample(program: cel.Program, functions: frozenset[str], sample: di
         if "Undefined variable or function" in str(e):
             raise RuleError(f"unknown name in expression: {str(e).split('. Check')[0]}") from None
         return  # a runtime error on sample data (e.g. a regex that fails) may not recur
+    except TypeError as e:
+        raise _type_error(e) from None
     except Exception:
-        return  # type errors depend on the data (null fields); evaluation treats them as no match
+        return  # data-dependent (a missing map key, a division by zero): evaluation treats it as no match
     if not isinstance(result, bool):
         raise RuleError(f"the expression must be true or false, but it gives a {type(result).__name__}")
+    if set(program.functions()) - _TYPE_SAFE and sample is _SAMPLE:
+        # The one sample took one branch of each && / || / ?: — try every status of every source.
+        for typed in _TYPED_SAMPLES:
+            try:
+                program.execute(make_context(typed, functions))
+            except TypeError as e:
+                raise _type_error(e) from None
+            except Exception:
+                continue
+
+
+def _type_error(e: TypeError) -> RuleError:
+    """The library's message, first sentence: which operation has no overload for which types."""
+    first = str(e).split(". ")[0].rstrip(".")
+    return RuleError(f"the expression is not well-typed over the event fields: {first} (see the field types in "
+                     "`watcher.rules.fields`; convert with int(), double() or string())")
 
 
 def _syntax_error(message: str) -> RuleError:
@@ -142,3 +190,6 @@ def blank_strings(text: str) -> str:
                 out[k] = " "
         i = j + len(quote)
     return "".join(out)
+
+
+_TYPED_SAMPLES = _typed_samples()

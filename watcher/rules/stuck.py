@@ -29,6 +29,7 @@ from watcher.events import Alert, JobEvent
 from watcher.rules import templates
 from watcher.rules.compile import CompiledRule
 from watcher.rules.engine import make_alert
+from watcher.wording import job_type_name
 
 
 class Timer(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -121,24 +122,27 @@ def _vars(rule: CompiledRule, timer: Timer, now: datetime) -> dict:
 
 def _firing(rule: CompiledRule, timer: Timer, event: JobEvent, now: datetime, sends: int) -> Alert:
     extra = _vars(rule, timer, now)
-    title = f"[STUCK] {event.job_type} {timer.status} for {extra['held']} in {event.project_id} ({event.region})"
+    job = job_type_name(event.source, event.job_type)
+    title = f"[STUCK] {job} {timer.status} for {extra['held']} in {event.project_id} ({event.region})"
     reminder = f" (reminder {sends})" if sends > 1 else ""
     first = (
-        f"{event.job_type} job {event.job_id} has been {timer.status} since {templates.utc(timer.since)} "
+        f"{job} job {event.job_id} has been {timer.status} since {templates.utc(timer.since)} "
         f"({extra['held']}; the limit is {extra['limit']}){reminder}."
     )
+    status = {"held": extra["held"], "since": timer.since}
     return make_alert(
         rule, event, now, key=stuck_key(rule.name, event.job_key, timer.since),
-        title=title, body=f"{first}\n{templates.event_body(event)}", extra=extra,
+        title=title, body=f"{first}\n{templates.event_body(event, **status)}", extra=extra,
     )  # fmt: skip
 
 
 def _resolved(rule: CompiledRule, timer: Timer, event: JobEvent, now: datetime) -> Alert:
     extra = _vars(rule, timer, event.observed_at)
     held = extra["held"]
-    title = f"[RESOLVED] {event.job_type} no longer {timer.status} after {held} in {event.project_id} ({event.region})"
+    job = job_type_name(event.source, event.job_type)
+    title = f"[RESOLVED] {job} no longer {timer.status} after {held} in {event.project_id} ({event.region})"
     first = (
-        f"{event.job_type} job {event.job_id} was {timer.status} from {templates.utc(timer.since)} "
+        f"{job} job {event.job_id} was {timer.status} from {templates.utc(timer.since)} "
         f"to {templates.utc(event.observed_at)} ({held}); now {event.status}."
     )
     return make_alert(

@@ -21,7 +21,9 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from watcher import wording
 from watcher.errors import RuleError
+from watcher.events import TaskCounts
 from watcher.rules.fields import event_context, sample_event
 
 TITLE_MAX = 250
@@ -31,13 +33,12 @@ ELLIPSIS = "…"
 #: "[FAILED] createDesktops in 0bec… (cn-north-4)"; the raw status when the phase is "other".
 DEFAULT_TITLE = (
     "[{{ event.status if event.phase == 'other' else event.phase | upper }}] "
-    "{{ event.job_type }} in {{ event.project }} ({{ event.region }})"
+    "{{ job_type_name(event.source, event.job_type) }} in {{ event.project }} ({{ event.region }})"
 )
 
 DEFAULT_BODY = """\
-Job type: {{ event.job_type }} ({{ event.source }})
-{% if event.prev_status %}Status: {{ event.prev_status }} → {{ event.status }}\
-{% else %}Status: {{ event.status }} (first seen){% endif %}
+Job type: {{ job_type_name(event.source, event.job_type) }} ({{ event.source }})
+Status: {{ status_text(event, alert) }}
 Project: {{ event.project }}
 Region: {{ event.region }}
 Job: {{ event.job_id }}{% if event.parent_job_id %} (parent {{ event.parent_job_id }}){% endif %}
@@ -66,6 +67,17 @@ def _utc(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _status_text(event: dict[str, Any], alert: dict[str, Any] | None = None) -> str:
+    """The Status line (:func:`watcher.wording.status_text`) from template variables."""
+    alert = alert or {}
+    counts = event.get("counts") or {}
+    held = alert.get("held") if alert.get("kind", "firing") == "firing" else None
+    return wording.status_text(
+        event["source"], event["status"], event["prev_status"],
+        TaskCounts(**counts) if counts else None, held=held, since=alert.get("since"),
+    )  # fmt: skip
+
+
 def _finalize(value: Any) -> Any:
     return "" if value is None else value
 
@@ -78,6 +90,8 @@ def _environment() -> SandboxedEnvironment:
         keep_trailing_newline=False,
     )
     env.filters["utc"] = _utc
+    env.globals["job_type_name"] = wording.job_type_name
+    env.globals["status_text"] = _status_text
     return env
 
 
@@ -124,9 +138,11 @@ def alert_vars(kind: str = "firing", count: int = 1, **extra: Any) -> dict[str, 
     return out
 
 
-def event_body(event: Any) -> str:
-    """The default body for ``event`` (a JobEvent): stages put their own first line above it."""
-    variables = {"event": event_context(event), "rule": rule_vars("", "error", (), None), "alert": alert_vars()}
+def event_body(event: Any, **extra: Any) -> str:
+    """The default body for ``event`` (a JobEvent): stages put their own first line above it.
+    ``extra``: the ``alert`` variables (a stuck alert's ``held`` and ``since``)."""
+    variables = {"event": event_context(event), "rule": rule_vars("", "error", (), None),
+                 "alert": alert_vars(**extra)}
     return render(DEFAULT_BODY_TEMPLATE, variables, BODY_MAX, DEFAULT_BODY_TEMPLATE)
 
 

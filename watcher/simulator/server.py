@@ -141,6 +141,24 @@ class SimulatorThread:
         self.close()
 
 
+def banner(running: RunningSimulator, settings: Settings) -> list[str]:
+    """What `watcher simulate` prints at start: where, which projects, the keys to use (the
+    simulator's own throwaway keys, which open nothing else) and the by-id jobs to track."""
+    lines = [
+        f"simulator listening on {running.url}",
+        f"  projects: {', '.join(running.projects)}",
+        "  keys (the simulator's own; they open nothing else):",
+        f"    export HUAWEICLOUD_SDK_AK={settings.ak} HUAWEICLOUD_SDK_SK={settings.sk}",
+        f"    or the token: export HUAWEICLOUD_SDK_TOKEN={settings.token}",
+        "  by-id jobs (config `job_ids`, or `watcher track SOURCE JOB_ID --project P`):",
+    ]
+    for source in ("evs", "appjob"):
+        for project in running.projects:
+            if ids := running.sim.job_ids(source, project):
+                lines.append(f"    {source} in {project}: {', '.join(ids)}")
+    return lines
+
+
 def run(port: int, scenario_path: str | Path | None, *, host: str = "127.0.0.1", speed: float = 1.0) -> None:
     """Serve until Ctrl-C (blocking); ``scenario_path`` None serves the demo scenario."""
     settings = Settings(speed=speed)
@@ -148,13 +166,8 @@ def run(port: int, scenario_path: str | Path | None, *, host: str = "127.0.0.1",
 
     async def main() -> None:
         running = await start_simulator(host, port, scenario, settings)
-        print(f"simulator listening on {running.url}", flush=True)
-        print(f"  projects: {', '.join(running.projects)}", flush=True)
-        print(f"  AK: {settings.ak}  (SK: watcher.simulator.DEFAULT_SK)  X-Auth-Token accepted", flush=True)
-        for source in ("evs", "appjob"):
-            for project in running.projects:
-                if ids := running.sim.job_ids(source, project):
-                    print(f"  {source} job ids in {project}: {', '.join(ids)}", flush=True)
+        for line in banner(running, settings):
+            print(line, flush=True)
         try:
             await asyncio.Event().wait()
         finally:

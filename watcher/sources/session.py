@@ -13,14 +13,22 @@ from urllib.parse import quote
 
 import msgspec
 
-from watcher.errors import MalformedResponse
+from watcher.errors import InvalidId, MalformedResponse
+from watcher.events import id_problem
 from watcher.sources.base import Target
 
 T = TypeVar("T")
 
 
-def segment(value: str) -> str:
-    """A path segment, percent-encoded the way the SDK does it (``/`` becomes ``%2F``)."""
+def segment(value: str, what: str = "job id") -> str:
+    """An id as a path segment, percent-encoded the way the SDK does it.
+
+    Ids are validated where they enter (config, CLI, the track topic); this is the last line:
+    a URL is never built from something that is not an id (a 100,000-character "job id"
+    would make httpx refuse the URL and fail the whole poll). Raises :class:`InvalidId`.
+    """
+    if (problem := id_problem(value, what)) is not None:
+        raise InvalidId(problem)
     return quote(value, safe="")
 
 
@@ -47,7 +55,7 @@ class Session:
 
     @property
     def project_path(self) -> str:
-        return segment(self.target.project_id)
+        return segment(self.target.project_id, "project id")
 
     async def get(self, api: str, path: str, params: Sequence[tuple[str, str]], type: type[T]) -> T:
         """GET ``path`` with ``params`` and decode the 2xx body as ``type``."""
