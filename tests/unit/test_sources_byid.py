@@ -37,7 +37,9 @@ class RecordingClient:
         self.status: dict[str, str] = {}
         self.errors: dict[str, Exception] = {}
 
-    async def get(self, *, api: str, service: str, region: str, project_id: str, path: str, params: Sequence[Any] = ()) -> bytes:
+    async def get(
+        self, *, api: str, service: str, region: str, project_id: str, path: str, params: Sequence[Any] = ()
+    ) -> bytes:
         job_id = path.rsplit("/", 1)[1]
         async with self.semaphore:
             self.started.append((project_id, job_id))
@@ -96,12 +98,15 @@ async def test_a_budget_cut_poll_resumes_with_the_least_recently_fetched() -> No
         result = await src.fetch(client, evs_target(), active)
         polls.append(([j for _, j in client.started], result.complete))
         assert [o.job_id for o in result.observations] == sorted(j for _, j in client.started)  # in active's order
-    assert polls == [
-        (ids(25)[0:10], False),
-        (ids(25)[10:20], False),
-        (ids(25)[20:25] + ids(25)[0:5], False),  # never fetched first, then the oldest
-        (ids(25)[5:15], False),
-    ]
+    assert (
+        polls
+        == [
+            (ids(25)[0:10], False),
+            (ids(25)[10:20], False),
+            (ids(25)[20:25] + ids(25)[0:5], False),  # never fetched first, then the oldest
+            (ids(25)[5:15], False),
+        ]
+    )
 
 
 async def test_round_robin_sees_every_one_of_500_ids_once_per_round() -> None:

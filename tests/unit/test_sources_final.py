@@ -74,7 +74,9 @@ def _parent_with_sub(source: str, parent_status: Any, sub_status: Any) -> tuple[
         body = {"id": "J", "status": parent_status, "sub_jobs": [{"id": "S", "job_id": "J", "status": sub_status}]}
         return AppJobSource(), target("appjob"), json.dumps(body).encode()
     if source == "appjob-v1":
-        body = {"job": {"job_id": "J", "job_status": parent_status, "sub_jobs": [{"job_id": "S", "job_status": sub_status}]}}
+        body = {
+            "job": {"job_id": "J", "job_status": parent_status, "sub_jobs": [{"job_id": "S", "job_status": sub_status}]}
+        }
         return AppJobSource(), target("appjob", api_version="v1"), json.dumps(body).encode()
     body = {"status": parent_status, "job_type": "batchCreateVolume",
             "entities": {"sub_jobs": [{"job_id": "S", "status": sub_status}]}}  # fmt: skip

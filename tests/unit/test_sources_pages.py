@@ -55,7 +55,11 @@ CASES = [
     (APP, {0: (150, 40)}, "40 rows at offset 0 \\(limit 100\\) but a total of 150: the page is cut short"),
     (SCRIPT, {0: (3, 2)}, "2 rows at offset 0 \\(limit 100\\) but a total of 3: the page is cut short"),
     (APP, {0: (150, 100), 100: (150, 0)}, "no rows at offset 100 but a total of 150"),
-    (SCRIPT, {0: (250, 100), 100: (250, 99)}, "99 rows at offset 100 \\(limit 100\\) but a total of 250: the page is cut short"),
+    (
+        SCRIPT,
+        {0: (250, 100), 100: (250, 99)},
+        "99 rows at offset 100 \\(limit 100\\) but a total of 250: the page is cut short",
+    ),
     (WS, {0: (2500, 1000), 1000: (2500, 1000), 2000: (2500, 0)}, "no rows at offset 2000 but a total of 2500"),
 ]
 
@@ -146,7 +150,9 @@ async def test_truncated_page_keeps_every_job_and_publishes_nothing(api: Any) ->
     for _ in range(3):
         events_, error = await poll()
         assert events_ == []
-        assert error == f"malformed {api_name} response: no rows at offset 0 but a total of 2 api={api_name} project={PID}"
+        assert (
+            error == f"malformed {api_name} response: no rows at offset 0 but a total of 2 api={api_name} project={PID}"
+        )
     st = store.target_state(t.id)
     assert (st.active, st.failures) == (sorted(first), 3)
     assert [store.job_state(t.id, j).status for j in first] == ["RUNNING", "RUNNING"]

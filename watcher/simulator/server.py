@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from watcher.errors import ConfigError
 from watcher.simulator.handlers import dispatch
 from watcher.simulator.scenario import Scenario, load_scenario
 from watcher.simulator.settings import Settings
@@ -42,6 +43,19 @@ def demo_scenario_path() -> Path:
 def small_scenario_path() -> Path:
     """``scenarios/small.yaml``: a handful of jobs per source, all ended within ~10 s."""
     return SCENARIOS / "small.yaml"
+
+
+def scenario_path(name: str | Path) -> Path:
+    """A scenario file: ``name`` itself if it exists, else the shipped ``scenarios/<name>.yaml``
+    (``demo``, ``small``, ``abnormal-rollback-failed``…); neither is a ConfigError."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = SCENARIOS / f"{name}.yaml"
+    if shipped.is_file():
+        return shipped
+    names = ", ".join(sorted(p.stem for p in SCENARIOS.glob("*.yaml")))
+    raise ConfigError(f"no scenario file or shipped scenario called {str(name)!r}; shipped: {names}", file=str(name))
 
 
 def make_app(sim: Simulator) -> web.Application:
@@ -141,10 +155,11 @@ class SimulatorThread:
         self.close()
 
 
-def run(port: int, scenario_path: str | Path | None, *, host: str = "127.0.0.1", speed: float = 1.0) -> None:
-    """Serve until Ctrl-C (blocking); ``scenario_path`` None serves the demo scenario."""
+def run(port: int, scenario_file: str | Path | None, *, host: str = "127.0.0.1", speed: float = 1.0) -> None:
+    """Serve until Ctrl-C (blocking); ``scenario_file`` is a path or a shipped scenario's name
+    (:func:`scenario_path`); None serves the demo scenario."""
     settings = Settings(speed=speed)
-    scenario = load_scenario(scenario_path or demo_scenario_path())
+    scenario = load_scenario(scenario_path(scenario_file) if scenario_file else demo_scenario_path())
 
     async def main() -> None:
         running = await start_simulator(host, port, scenario, settings)

@@ -132,12 +132,12 @@ class Simulator:
             if job_id and aj.id != job_id:
                 continue
             for sub in aj.subs:
-                phase = sub.timeline.phase_at(t)
-                if phase is None or sub.job_type != job_type:
+                state = sub.timeline.state_at(t)
+                if state is None or sub.job_type != job_type:
                     continue
-                if status and word("workspaceapp", phase) != status:
+                if status and word("workspaceapp", state) != status:
                     continue
-                rows.append(app_sub_job_row(sub, phase, project, self.clockface))
+                rows.append(app_sub_job_row(sub, state, project, self.clockface))
         return rows[::-1]
 
     def app_job(self, project: str, job_id: str, api: str) -> Body | None:

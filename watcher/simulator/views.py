@@ -20,7 +20,9 @@ from watcher.simulator.jobs import (
     EvsSubJob,
     Phase,
     ScriptTask,
+    State,
     Timeline,
+    phase_of,
     word,
 )
 
@@ -88,18 +90,21 @@ def workspace_row(job: DesktopJob, phase: Phase, t: float, clock: Clockface) -> 
     }
 
 
-def app_sub_job_row(sub: AppSubJob, phase: Phase, project: str, clock: Clockface) -> Body:
-    """``SubJobDetailInfo``: a row of ``app-server-sub-jobs`` and of the v2 job's ``sub_jobs``."""
+def app_sub_job_row(sub: AppSubJob, state: State, project: str, clock: Clockface) -> Body:
+    """``SubJobDetailInfo``: a row of ``app-server-sub-jobs`` and of the v2 job's ``sub_jobs``.
+
+    ``state`` is a phase or a path word (ABNORMAL, ROLLBACK…); from the first path word on,
+    the row carries the error it will end with (it went wrong at ABNORMAL, not at FAILED)."""
     tl = sub.timeline
-    end = _ended(tl, phase)
-    err = tl.error if phase == "failed" else None
+    end = _ended(tl, phase_of(state))
+    err = tl.error if state == "failed" or (tl.failed and state not in ("pending", "running")) else None
     return {
         "id": sub.id,
         "job_type": sub.job_type,
         "job_resource_info": {"resource_id": sub.resource_id, "resource_name": sub.resource_name},
         "begin_time": clock.millis(tl.created),
         "end_time": clock.millis(end) if end is not None else None,
-        "status": word("workspaceapp", phase),
+        "status": word("workspaceapp", state),
         "error_code": err.code if err else None,
         "error_message": err.message if err else None,
         "project_id": project,
@@ -111,7 +116,7 @@ def app_job_v2(job: AppJob, t: float, clock: Clockface) -> Body:
     """``ShowJobDetailResponse``: the job at the top level, sub-jobs that exist at ``t``."""
     phase = job.timeline.phase_at(t) or "pending"
     end = _ended(job.timeline, phase)
-    subs = [app_sub_job_row(s, p, job.project, clock) for s in job.subs if (p := s.timeline.phase_at(t))]
+    subs = [app_sub_job_row(s, st, job.project, clock) for s in job.subs if (st := s.timeline.state_at(t))]
     return {
         "id": job.id,
         "job_type": job.job_type,
@@ -146,16 +151,17 @@ def app_job_v1(job: AppJob, t: float, clock: Clockface) -> Body:
     phase = tl.phase_at(t) or "pending"
     subs = []
     for sub in job.subs:
-        sp = sub.timeline.phase_at(t)
-        if sp is None:
+        state = sub.timeline.state_at(t)
+        if state is None:
             continue
+        sp = phase_of(state)
         code, message = _v1_result(sub.timeline, sp)
         end = _ended(sub.timeline, sp)
         subs.append(
             {
                 "job_id": sub.id,
                 "job_type": 2,
-                "job_status": int(word("appjob.v1", sp)),
+                "job_status": int(word("appjob.v1", state)),
                 "entities": [_v1_resource(sub)],
                 "begin_time": clock.zulu(sub.timeline.created),
                 "end_time": clock.zulu(end) if end is not None else None,
