@@ -322,4 +322,6 @@ def test_app_job_with_failing_sub_job_and_both_apis(sdk: SimpleNamespace) -> Non
         assert v1.job_status == 0 and sorted(s.job_status for s in v1.sub_jobs) == [0, 1, 1]
         assert v1.execute_code == "WKS.00129901"
         listed = app.list_sub_jobs(sdk.ListSubJobsRequest(job_type="CREATE_SERVER", job_id=job_id, limit=100))
-        assert {(i.id, str(i.status), i.job_id) for i in listed.items} == {(s.id, str(s.status), job_id) for s in v2.sub_jobs}
+        assert {(i.id, str(i.status), i.job_id) for i in listed.items} == {
+            (s.id, str(s.status), job_id) for s in v2.sub_jobs
+        }
