@@ -187,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8080)
     s.add_argument(
         "--scenario", default=None,
-        help="scenario YAML, or the name of a shipped one (demo, small, abnormal-rollback-failed, ...; default: demo)",
+        help="scenario YAML, or the name of a shipped one (demo, small, scale, abnormal-rollback-failed, ...; "
+        "default: demo)",
     )  # fmt: skip
     s.set_defaults(func=cmd_simulate)
 
