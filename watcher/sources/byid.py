@@ -14,15 +14,15 @@ published then, instead of after the last of hundreds of ids, and the ids it did
 are the first of the next poll (``FetchResult.complete`` is False then; an id not asked for
 keeps its last known state: a by-id job is never missing, only "not found").
 
-**How late**: with ``n`` ids, ``L`` seconds a request and ``c`` requests at once, one
-round over all ids takes ``n·L/c`` seconds; every id is seen at least that often, and at
-least once per poll interval while ``n·L/c`` is under it. At the defaults (``c`` = 4) and a
-cloud answering in 100 ms, that is 40 ids a second per target: 500 tracked ids in one
-project are each seen every ~12.5 s (2.5 poll intervals of 5 s), a change published within
-one ``budget`` after it is fetched. Past that, the client's ``max_concurrency`` (8 by
-default, for the whole worker) and the API's own rate limit are the bound: ``N`` ids over
-all by-id targets are each seen every ``N·L/max_concurrency`` seconds or so. There is no
-by-id list API to ask for many jobs at once.
+**How late**: with ``L`` seconds a request, one poll of a target reads up to
+``concurrency × budget ÷ L`` ids (4 × 4 s ÷ 100 ms = 160), so ``n`` ids are each seen every
+``⌈n ÷ 160⌉`` polls: 500 tracked ids in one project every 4th poll, 20 s at the default 5 s
+interval; a change is published within ``budget`` of being read. Without the budget a poll of
+500 ids would take 12.5 s and publish everything at its end. Past one target, the client's
+``max_concurrency`` (8 for the whole worker) and the API's rate limit bound it: ``N`` ids over
+all by-id targets are each seen about every ``N × L ÷ 8`` seconds (4,000 ids: ~50 s). These
+APIs cannot be asked for many jobs at once. (The budget is fixed because a source does not
+know the poll interval: a target polled every 5 s idles 1 s of each; the poller could pass it.)
 
 Failures: an id the API says does not exist lands in ``gone`` instead of failing the poll.
 Any other failure stops the poll from starting more requests, waits for those in flight,
