@@ -142,13 +142,18 @@ def test_a_path_held_for_good_never_ends_and_its_app_job_stays_running() -> None
     ("text", "key", "message"),
     [
         (
-            "path: [{status: FAILED, for: 1}]",
+            "fail: 1.0, path: [{status: FAILED, for: 1}]",
             ".path[0].status",
             "expected one of RUNNING, ABNORMAL, ROLLBACK, ABORTING",
         ),
-        ("path: [{status: ABNORMAL}, {status: ROLLBACK, for: 1}]", ".path[0].for", "only the last step may be held"),
-        ("path: [{status: ROLLBACK, for: -1}]", ".path[0].for", "expected a number >= 0"),
-        ("path: [{status: ROLLBACK, seconds: 3}]", ".path[0].seconds", "Object contains unknown field"),
+        (
+            "fail: 1.0, path: [{status: ABNORMAL}, {status: ROLLBACK, for: 1}]",
+            ".path[0].for",
+            "only the last step may be held",
+        ),
+        ("fail: 1.0, path: [{status: ROLLBACK, for: -1}]", ".path[0].for", "expected a number >= 0"),
+        ("fail: 1.0, path: [{status: ROLLBACK, seconds: 3}]", ".path[0].seconds", "Object contains unknown field"),
+        ("fail: 0, path: [{status: ROLLBACK, for: 3}]", ".path", "a path is what failing sub-jobs go through"),
     ],
 )
 def test_bad_path_names_the_key(text: str, key: str, message: str) -> None:

@@ -289,6 +289,8 @@ def validate(scenario: Scenario, file: str = "<scenario>", text: str = "") -> No
                 for name in ("failed", "skipped", "size"):
                     if hasattr(batch, name):
                         _check_range(getattr(batch, name), f"{key}.{name}", fail)
+                if getattr(batch, "path", ()) and batch.fail == 0:
+                    fail(f"{key}.path", "a path is what failing sub-jobs go through: set fail above 0")
                 for j, step in enumerate(getattr(batch, "path", ())):
                     if step.status not in PATH_WORDS:
                         fail(f"{key}.path[{j}].status",

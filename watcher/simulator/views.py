@@ -115,7 +115,7 @@ def app_sub_job_row(sub: AppSubJob, state: State, project: str, clock: Clockface
     the row carries the error it will end with (it went wrong at ABNORMAL, not at FAILED)."""
     tl = sub.timeline
     end = _ended(tl, phase_of(state))
-    err = tl.error if state == "failed" or (tl.failed and state not in ("pending", "running")) else None
+    err = tl.error if state == "failed" or (tl.failed and state in ("ABNORMAL", "ROLLBACK", "ABORTING")) else None
     return {
         "id": sub.id,
         "job_type": sub.job_type,
