@@ -182,6 +182,41 @@ async def test_path_over_http_through_the_sources_is_seen_at_every_step(cloud: A
     ]  # fmt: skip
 
 
+NARROW_PATH = f"""seed: 21
+projects:
+  {P}:
+    workspaceapp:
+      - {{count: 250, servers: 1, start: 0, wait: 0, duration: 0.5}}   # history: listing it all takes 3 pages
+      - {{servers: 1, fail: 1.0, start: 1, wait: 1, duration: 3,
+         path: [{{status: ABNORMAL, for: 10}}, {{status: ROLLBACK, for: 10}}]}}
+"""
+
+
+async def test_narrow_polls_over_http_re_read_a_sub_job_in_abnormal_and_rollback_every_poll(cloud: Any) -> None:
+    sim, client = await cloud(parse_scenario(NARROW_PATH))
+    (job,) = [j for j in sim.plan.projects[P].app_jobs if j.subs[0].timeline.path]
+    sub = job.subs[0].id
+    src = WorkspaceAppSource(sweep_every=1000)
+    t = tgt("workspaceapp", job_types=("CREATE_SERVER",))
+    active: list[str] = []
+    seen = []
+    for at in (2.5, 3, 5, 10, 15, 20, 24.9, 25, 30):
+        sim.set_time(at)
+        before = sim.requests["workspaceapp.list_sub_jobs"]
+        result = await src.fetch(client, t, active)
+        got = by_id(result.observations).get(sub)
+        seen.append((at, got[1] if got else None, result.complete, sim.requests["workspaceapp.list_sub_jobs"] - before))
+        active = sorted(j for j, (_, _, _, final) in by_id(result.observations).items() if not final)
+    # first poll: full listing (3 pages); then WAITING + RUNNING listings, plus job_id=<parent> while
+    # the sub-job is not final (ABNORMAL, ROLLBACK), and nothing more once it is FAILED.
+    assert seen == [
+        (2.5, "RUNNING", True, 3), (3, "RUNNING", False, 2), (5, "ABNORMAL", False, 3), (10, "ABNORMAL", False, 3),
+        (15, "ROLLBACK", False, 3), (20, "ROLLBACK", False, 3), (24.9, "ROLLBACK", False, 3),
+        (25, "FAILED", False, 3), (30, None, False, 2),
+    ]  # fmt: skip
+    assert active == []
+
+
 # --- truncated pages --------------------------------------------------------------------------
 
 TRUNCATED = [

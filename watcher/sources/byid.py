@@ -13,6 +13,9 @@ seconds (default :data:`BUDGET`, under the default 5 s poll interval): what it f
 published then, instead of after the last of hundreds of ids, and the ids it did not reach
 are the first of the next poll (``FetchResult.complete`` is False then; an id not asked for
 keeps its last known state: a by-id job is never missing, only "not found").
+There is no separate per-project bound: a by-id target is one API in one project (its id is
+``source/region/project``), so the per-target bound is the per-project one for that API, and
+a project's two by-id APIs (App job, EVS) are different services with their own quotas.
 
 **How late**: with ``L`` seconds a request, one poll of a target reads up to
 ``concurrency × budget ÷ L`` ids (4 × 4 s ÷ 100 ms = 160), so ``n`` ids are each seen every
