@@ -269,7 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("simulate", help="serve the five Huawei job APIs locally (a stand-in for the cloud)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 in a container)")
     s.add_argument("--port", type=int, default=8080)
-    s.add_argument("--scenario", default=None, help="scenario YAML (default: the demo scenario)")
+    s.add_argument(
+        "--scenario", default=None,
+        help="scenario YAML, or the name of a shipped one (demo, small, scale, abnormal-rollback-failed, ...; "
+        "default: demo)",
+    )  # fmt: skip
     s.set_defaults(func=cmd_simulate)
 
     s = sub.add_parser("track", help="follow a by-id job (evs, appjob) until it ends")

@@ -233,3 +233,95 @@ def test_throttled_is_429(sdk: SimpleNamespace) -> None:
         with pytest.raises(sdk.ServerResponseException) as s:
             evs.show_job(sdk.EvsShowJobRequest(job_id=st.sim.job_ids("evs", PID)[0]))
         assert s.value.status_code == 500
+
+
+# --- the fidelity cases (issue 10): every new answer shape parses in the official SDK -----------
+
+PATH_BOTH = f"""seed: 9
+projects:
+  {PID}:
+    appjob:
+      - {{servers: 2, fail: 0.5, start: 0, wait: 1, duration: 2,
+         path: [{{status: ABNORMAL, for: 10}}, {{status: ROLLBACK, for: 10}}]}}
+"""
+
+
+def test_sub_job_path_abnormal_rollback_in_both_app_apis(sdk: SimpleNamespace) -> None:
+    from watcher.simulator.scenario import parse_scenario
+
+    with SimulatorThread(parse_scenario(PATH_BOTH), Settings(speed=0, epoch=EPOCH)) as st:
+        app = client(sdk, sdk.WorkspaceAppClient, st.url)
+        (job_id,) = st.sim.job_ids("appjob", PID)
+        seen = []
+        for at in (2.0, 3.0, 13.0, 23.0):
+            st.sim.set_time(at)
+            listed = app.list_sub_jobs(sdk.ListSubJobsRequest(job_type="CREATE_SERVER", job_id=job_id, limit=100))
+            v2 = app.show_job_detail(sdk.ShowJobDetailRequest(job_id=job_id))
+            v1 = app.show_job(sdk.ShowJobRequest(job_id=job_id)).job
+            assert {i.id for i in listed.items} == {s.id for s in v2.sub_jobs} == {s.job_id for s in v1.sub_jobs}
+            words = sorted(str(i.status) for i in listed.items)
+            assert words == sorted(str(s.status) for s in v2.sub_jobs)  # one job, two APIs, the same words
+            seen.append((words, str(v2.status), sorted(s.job_status for s in v1.sub_jobs), v1.job_status))
+        assert seen == [
+            (["RUNNING", "RUNNING"], "RUNNING", [2, 2], 2),
+            (["ABNORMAL", "SUCCESS"], "RUNNING", [1, 2], 2),
+            (["ROLLBACK", "SUCCESS"], "RUNNING", [1, 2], 2),
+            (["FAILED", "SUCCESS"], "FAILED", [0, 1], 0),
+        ]
+        st.sim.set_time(13.0)
+        rolling = app.list_sub_jobs(sdk.ListSubJobsRequest(job_type="CREATE_SERVER", status="ROLLBACK"))
+        assert rolling.count == 1 and str(rolling.items[0].status) == "ROLLBACK"
+        assert rolling.items[0].error_code == "WKS.00129901" and rolling.items[0].end_time is None
+
+
+def test_truncated_pages_parse(sdk: SimpleNamespace) -> None:
+    scenario = msgspec.structs.replace(
+        load_scenario(small_scenario_path()),
+        faults=(
+            Fault(kind="truncated_page", sources=("workspace", "script"), window=(20.0, 21.0)),
+            Fault(kind="truncated_page", sources=("workspaceapp",), window=(20.0, 21.0), keep=1),
+        ),
+    )
+    with SimulatorThread(scenario, Settings(speed=0, epoch=EPOCH)) as st:
+        st.sim.set_time(20.0)
+        ws = client(sdk, sdk.WorkspaceClient, st.url)
+        jobs = ws.list_ita_sub_jobs(sdk.ListItaSubJobsRequest())
+        assert (jobs.total_count, jobs.jobs) == (4, [])
+        tasks = ws.show_desktop_pools_script_exec_tasks(sdk.ShowDesktopPoolsScriptExecTasksRequest(limit=100))
+        assert (tasks.total_count, tasks.script_execution_tasks) == (2, [])
+        app = client(sdk, sdk.WorkspaceAppClient, st.url)
+        items = app.list_sub_jobs(sdk.ListSubJobsRequest(job_type="CREATE_SERVER", limit=100))
+        assert items.count == 4 and len(items.items) == 1
+        st.sim.set_time(21.0)
+        assert len(ws.list_ita_sub_jobs(sdk.ListItaSubJobsRequest()).jobs) == 4
+
+
+def test_evs_batch_with_stuck_sub_jobs(sdk: SimpleNamespace) -> None:
+    from watcher.simulator.server import scenario_path
+
+    with SimulatorThread(scenario_path("evs-batch-stuck"), Settings(speed=0, epoch=EPOCH)) as st:
+        st.sim.set_time(3600.0)
+        evs = client(sdk, sdk.EvsClient, st.url)
+        (job_id,) = st.sim.job_ids("evs", PID)
+        batch = evs.show_job(sdk.EvsShowJobRequest(job_id=job_id))
+        assert (batch.status, batch.end_time, batch.job_type) == ("RUNNING", "", "batchCreateVolume")
+        assert [(s.status, s.end_time, s.entities.size) for s in batch.entities.sub_jobs] == [("RUNNING", "", 100)] * 2
+
+
+def test_app_job_with_failing_sub_job_and_both_apis(sdk: SimpleNamespace) -> None:
+    from watcher.simulator.server import scenario_path
+
+    with SimulatorThread(scenario_path("app-job-failing-sub-job"), Settings(speed=0, epoch=EPOCH)) as st:
+        st.sim.set_time(7.0)
+        app = client(sdk, sdk.WorkspaceAppClient, st.url)
+        (job_id,) = st.sim.job_ids("appjob", PID)
+        v2 = app.show_job_detail(sdk.ShowJobDetailRequest(job_id=job_id))
+        assert str(v2.status) == "FAILED" and v2.sub_jobs_total == 3
+        assert sorted(str(s.status) for s in v2.sub_jobs) == ["FAILED", "SUCCESS", "SUCCESS"]
+        v1 = app.show_job(sdk.ShowJobRequest(job_id=job_id)).job
+        assert v1.job_status == 0 and sorted(s.job_status for s in v1.sub_jobs) == [0, 1, 1]
+        assert v1.execute_code == "WKS.00129901"
+        listed = app.list_sub_jobs(sdk.ListSubJobsRequest(job_type="CREATE_SERVER", job_id=job_id, limit=100))
+        assert {(i.id, str(i.status), i.job_id) for i in listed.items} == {
+            (s.id, str(s.status), job_id) for s in v2.sub_jobs
+        }

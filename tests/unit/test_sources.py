@@ -23,7 +23,7 @@ from watcher.sources import SOURCES, get_source
 from watcher.sources.appjob import AppJobSource
 from watcher.sources.base import Observation, Target
 from watcher.sources.evs import EvsSource
-from watcher.sources.paging import collect, offset_pages
+from watcher.sources.paging import offset_pages
 from watcher.sources.script import ScriptSource
 from watcher.sources.workspace import WorkspaceSource
 from watcher.sources.workspaceapp import WorkspaceAppSource
@@ -206,6 +206,7 @@ async def test_appjob_v1_s2_example_integer_statuses():
             job_type="1",
             status="0",
             phase="failed",
+            final=True,
             begin_time=utc(2023, 6, 6, 2, 30, 6),
             end_time=utc(2023, 6, 6, 2, 45, 49),
         ),
@@ -215,6 +216,7 @@ async def test_appjob_v1_s2_example_integer_statuses():
             job_type="2",
             status="0",
             phase="failed",
+            final=True,
             begin_time=utc(2023, 6, 6, 2, 30, 6),
             end_time=utc(2023, 6, 6, 2, 45, 49),
         ),
@@ -253,6 +255,7 @@ async def test_appjob_v2_is_the_default_and_yields_job_and_sub_jobs():
             job_type="CREATE_SERVER",
             status="SUCCESS",
             phase="succeeded",
+            final=True,
             begin_time=utc(2024, 5, 1, 8),
             end_time=utc(2024, 5, 1, 8, 5),
             entities=Entities(resource_id="srv-1", resource_name="APS-1"),
@@ -322,13 +325,13 @@ async def test_evs_s4_batch_example_sub_jobs_have_the_batch_as_parent():
     client = FakeClient({(f"/v1/{PID}/jobs/{batch}", ()): fixture("evs_batch.json")})
     result = await EvsSource().fetch(client, target("evs"), [batch])
     assert result.observations == [
-        Observation(job_id=batch, job_type="batchCreateVolume", status="SUCCESS", phase="succeeded",
+        Observation(job_id=batch, job_type="batchCreateVolume", status="SUCCESS", phase="succeeded", final=True,
                     begin_time=utc(2016, 2, 4, 1, 43, 37, 193000), end_time=utc(2016, 2, 4, 1, 44, 8, 283000)),
         Observation(job_id="21917a8d52a19b040152a9f2f2e50041", parent_job_id=batch, job_type="createVolume", status="SUCCESS",
-                    phase="succeeded", begin_time=utc(2016, 2, 4, 1, 43, 37, 445000), end_time=utc(2016, 2, 4, 1, 44, 2, 239000),
+                    phase="succeeded", final=True, begin_time=utc(2016, 2, 4, 1, 43, 37, 445000), end_time=utc(2016, 2, 4, 1, 44, 2, 239000),
                     entities=Entities(volume_id="0b549095-4937-4849-8e4c-52aa027d64f7")),
         Observation(job_id="21917a8d52a19b040152a9f2f2f60042", parent_job_id=batch, job_type="createVolume", status="SUCCESS",
-                    phase="succeeded", begin_time=utc(2016, 2, 4, 1, 43, 37, 462000), end_time=utc(2016, 2, 4, 1, 44, 2, 245000),
+                    phase="succeeded", final=True, begin_time=utc(2016, 2, 4, 1, 43, 37, 462000), end_time=utc(2016, 2, 4, 1, 44, 2, 245000),
                     entities=Entities(volume_id="e7bca1a2-d3ed-434f-86f4-a1f11aa80072")),
     ]  # fmt: skip
 
@@ -632,24 +635,8 @@ async def test_script_pages_by_100_and_sends_filters():
     assert {o.job_type for o in result.observations} == {"SCRIPT"}
 
 
-async def test_total_that_over_counts_stops_on_empty_page():
-    calls: list[int] = []
-
-    async def page(offset: int, limit: int) -> tuple[list[int], int | None]:
-        calls.append(offset)
-        return ([1] * limit if offset < 20 else []), 1_000_000
-
-    assert await collect(page, limit=10) == ([1] * 20, 1_000_000)
-    assert calls == [0, 10, 20]
-
-
-async def test_short_pages_advance_by_what_came_back_and_missing_total_stops_on_short_page():
+async def test_missing_total_stops_on_a_short_page():
     served = list(range(25))
-
-    async def capped(offset: int, limit: int) -> tuple[list[int], int | None]:
-        return served[offset : offset + min(limit, 7)], 25  # the server caps the page lower than asked
-
-    assert (await collect(capped, limit=10))[0] == served
 
     async def no_total(offset: int, limit: int) -> tuple[list[int], int | None]:
         return served[offset : offset + limit], None

@@ -11,6 +11,7 @@ error bodies (huawei-job-apis.md), and authenticates like API Gateway: an
 Modules, from scenario file to HTTP answer::
 
     scenario.py   the YAML scenario file -> msgspec Structs (errors name the key)
+    scale.py      the scale scenario (issue 11), built rather than shipped as YAML
     jobs.py       timelines, job records, each API's status words
     lifecycle.py  scenario + seed -> every job's timeline; the expected transitions
     clock.py      virtual seconds since start, with a speed and a test hook
@@ -19,9 +20,12 @@ Modules, from scenario file to HTTP answer::
     state.py      Simulator: the plan, the clock and the queries each route needs
     answers.py    Answer, and the error bodies of API Gateway, Workspace and EVS
     auth.py       API Gateway authentication (APIG.0301)
-    faults.py     throttling, 5xx, broken bodies, delays, token expiry (seeded)
+    faults.py     throttling, 5xx, broken bodies, truncated pages, delays, token expiry (seeded)
     handlers.py   routes: query parsing, validation, filters, paging
     server.py     aiohttp app, start_simulator(), SimulatorThread, run() for ``watcher simulate``
+    scenarios/    shipped scenario files, each playing one case (its header says what a correct
+                  watcher sends): demo, small, app-job-failing-sub-job, app-job-both-apis,
+                  evs-batch-stuck, abnormal-rollback-failed, truncated-page-stuck
 
 May import: aiohttp, msgspec, yaml, the standard library, ``watcher.cloud.signer`` and
 ``watcher.errors``. Nothing in watcher imports this package except the CLI, the demo and

@@ -8,8 +8,10 @@ fires the same faults on every run. Order of effect for one request:
 2. ``throttle`` -> 429 APIG.0308, with ``Retry-After`` if configured;
 3. ``server_error`` -> 500/503 WKS.00129901 (EVS: its own shape), ``Retry-After`` optional;
 4. ``delay`` -> the answer (any of the above or the real one) waits ``seconds`` real seconds;
-5. on a 200 only: ``unknown_status``, ``unknown_job_type``, ``missing_fields``, then
-   ``malformed_json`` (the serialized body cut in half).
+5. on a 200 only: ``unknown_status``, ``unknown_job_type``, ``missing_fields``,
+   ``truncated_page`` (a list page keeps its total but only its first ``keep`` rows, none by
+   default: ``{"total_count": 1, "jobs": []}`` while a job is open), then ``malformed_json``
+   (the serialized body cut in half).
 """
 
 from __future__ import annotations
@@ -138,6 +140,8 @@ def mutate(fired: Sequence[Fault], source: str, body: Any) -> Any:
             for row in _rows(source, body) if f.row_fields else ():
                 for key in f.row_fields:
                     row.pop(key, None)
+        elif f.kind == "truncated_page" and source in ROWS and isinstance(body.get(ROWS[source]), list):
+            body[ROWS[source]] = body[ROWS[source]][: f.keep]  # the total still counts every row
     if _first(fired, "malformed_json"):
         raw = json.dumps(body).encode()
         return raw[: max(1, len(raw) // 2)]

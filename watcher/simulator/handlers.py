@@ -89,10 +89,9 @@ class Query:
             raise ParamError(f"Invalid parameter {name}: {raw!r}, expected yyyy-MM-ddTHH:mm:ssZ") from None
 
 
-def _page(rows: list[dict[str, Any]], q: Query, default: int, lo: int, hi: int) -> list[dict[str, Any]]:
-    offset = q.number("offset", 0, 0)
-    limit = q.number("limit", default, lo, hi)
-    return rows[offset : offset + limit]
+def _page(q: Query, default: int, lo: int, hi: int) -> dict[str, int]:
+    """``offset``/``limit`` of the query, within the API's documented range."""
+    return {"offset": q.number("offset", 0, 0), "limit": q.number("limit", default, lo, hi)}
 
 
 Handler = Callable[[Simulator, str, Mapping[str, str], Query], Answer]
@@ -103,22 +102,24 @@ def list_workspace_sub_jobs(sim: Simulator, project: str, path: Mapping[str, str
     for s in statuses:
         if s not in WORKSPACE_STATUSES:
             raise ParamError(f"Invalid parameter status: {s!r}, expected one of {', '.join(WORKSPACE_STATUSES)}")
-    rows = sim.workspace_sub_jobs(
+    page = sim.workspace_page(
         project,
         statuses=statuses,
         job_id=q.one("job_id"),
         job_type=q.one("job_type"),
         desktop_pool_id=q.one("desktop_pool_id"),
+        **_page(q, 1000, 0, 1000),
     )
-    return Answer(200, {"total_count": len(rows), "jobs": _page(rows, q, 1000, 0, 1000)})
+    return Answer(200, {"total_count": page.total, "jobs": page.rows})
 
 
 def list_app_sub_jobs(sim: Simulator, project: str, path: Mapping[str, str], q: Query) -> Answer:
     job_type = q.one("job_type")
     if job_type is None:
         raise ParamError("Invalid parameter job_type: it is mandatory")
-    rows = sim.app_sub_jobs(project, job_type=job_type, status=q.one("status", APP_STATUSES), job_id=q.one("job_id"))
-    return Answer(200, {"count": len(rows), "items": _page(rows, q, 10, 1, 100)})
+    status, job_id = q.one("status", APP_STATUSES), q.one("job_id")
+    page = sim.app_page(project, job_type=job_type, status=status, job_id=job_id, **_page(q, 10, 1, 100))
+    return Answer(200, {"count": page.total, "items": page.rows})
 
 
 def _show_app_job(api: str) -> Handler:
@@ -132,7 +133,7 @@ def _show_app_job(api: str) -> Handler:
 
 
 def list_script_tasks(sim: Simulator, project: str, path: Mapping[str, str], q: Query) -> Answer:
-    rows = sim.script_tasks(
+    page = sim.script_page(
         project,
         desktop_pool_id=q.one("desktop_pool_id"),
         script_id=q.one("script_id"),
@@ -142,8 +143,9 @@ def list_script_tasks(sim: Simulator, project: str, path: Mapping[str, str], q: 
         start_after=q.time("execute_time_start"),
         start_before=q.time("execute_time_end"),
         task_ids=set(q.all("task_id")),
+        **_page(q, 10, 0, 100),
     )
-    return Answer(200, {"script_execution_tasks": _page(rows, q, 10, 0, 100), "total_count": len(rows)})
+    return Answer(200, {"script_execution_tasks": page.rows, "total_count": page.total})
 
 
 def show_evs_job(sim: Simulator, project: str, path: Mapping[str, str], q: Query) -> Answer:

@@ -14,6 +14,13 @@ appjob (v1)     3          2          1          0
 script          INIT       RUNNING    FINISH     FAILED
 evs             INIT       RUNNING    SUCCESS    FAIL
 ==============  =========  =========  =========  =========
+
+A Workspace App sub-job may also take a *path* between RUNNING and its end
+(``AppBatch.path``): states named by the API's own words ABNORMAL, ROLLBACK, ABORTING (or
+RUNNING again). ``workspaceapp`` rows and the v2 App job's ``sub_jobs`` show the word; the
+deprecated v1 App job has no integer for them and shows ``2`` (processing), as for any
+sub-job that has not ended (derived: S2 lists only 0-3). The App job itself stays RUNNING
+until its last sub-job ends.
 """
 
 from __future__ import annotations
@@ -37,8 +44,27 @@ WORDS: dict[str, tuple[str, str, str, str]] = {
 }
 
 
-def word(source: str, phase: Phase) -> str:
-    return WORDS[source][PHASES.index(phase)]
+#: A unit's state at one time: a phase, or a path word (only App sub-jobs have those).
+State = str
+
+
+def word(source: str, state: State) -> str:
+    """The status word ``source`` shows for ``state``."""
+    if state in _PHASE_INDEX:
+        return WORDS[source][_PHASE_INDEX[state]]
+    if source == "workspaceapp":  # the list rows and the v2 App job's sub_jobs
+        return state
+    if source == "appjob.v1":
+        return WORDS[source][1]  # no integer for ABNORMAL & co: still processing
+    raise ValueError(f"{source} has no word for {state!r}")
+
+
+def phase_of(state: State) -> Phase:
+    """The phase of ``state``: a path word is still ``running`` (the unit has not ended)."""
+    return state if state in _PHASE_INDEX else "running"  # type: ignore[return-value]
+
+
+_PHASE_INDEX: dict[str, int] = {p: i for i, p in enumerate(PHASES)}
 
 
 @dataclass(frozen=True)
@@ -51,6 +77,8 @@ class Timeline:
     planned_end: float  # when it would have ended (the App job's expected_end_time)
     failed: bool = False
     error: ErrorSpec | None = None
+    #: (from, word) steps between RUNNING and the end, in time order (App sub-jobs only).
+    path: tuple[tuple[float, str], ...] = ()
 
     def phase_at(self, t: float) -> Phase | None:
         """The phase at virtual time ``t``; None before the unit exists."""
@@ -60,17 +88,29 @@ class Timeline:
             return "failed" if self.failed else "succeeded"
         return "running" if t >= self.running else "pending"
 
-    def steps(self) -> list[tuple[float, Phase]]:
-        """(time, phase) of every change; changes at the same instant keep only the last."""
-        raw: list[tuple[float, Phase]] = [(self.created, "pending"), (self.running, "running")]
+    def state_at(self, t: float) -> State | None:
+        """The phase at ``t``, or the path word in force then; None before the unit exists."""
+        phase = self.phase_at(t)
+        if phase != "running" or not self.path or t < self.path[0][0]:
+            return phase
+        current = phase
+        for at, state in self.path:
+            if t < at:
+                break
+            current = state
+        return current
+
+    def steps(self) -> list[tuple[float, State]]:
+        """(time, state) of every change; changes at the same instant keep only the last."""
+        raw: list[tuple[float, State]] = [(self.created, "pending"), (self.running, "running"), *self.path]
         if self.ended is not None:
             raw.append((self.ended, "failed" if self.failed else "succeeded"))
-        out: list[tuple[float, Phase]] = []
-        for t, phase in raw:
+        out: list[tuple[float, State]] = []
+        for t, state in raw:
             if out and out[-1][0] == t:
-                out[-1] = (t, phase)
+                out[-1] = (t, state)
             else:
-                out.append((t, phase))
+                out.append((t, state))
         return out
 
 

@@ -4,7 +4,8 @@ Pure: no clock, no I/O. Each batch draws from its own ``random.Random`` seeded w
 ``"{seed}/{project}/{source}/{index}"``, so editing one batch never reshuffles another.
 A unit (desktop, server, volume, task) is created at its job's start, queued for
 ``wait``, runs for ``duration`` and ends SUCCESS or FAILED; exactly
-``round(n x fail)`` units of a batch fail and ``round(n x stuck)`` never end. A parent
+``round(n x fail)`` units of a batch fail and ``round(n x stuck)`` never end. A failing
+App sub-job of a batch with a ``path`` goes through those statuses before FAILED. A parent
 (App job, EVS batch job) is derived from its children: running from the first child
 that runs, ended when the last one ends, failed if any child failed.
 """
@@ -37,6 +38,7 @@ from watcher.simulator.scenario import (
     Range,
     Scenario,
     ScriptBatch,
+    Step,
     WorkspaceBatch,
 )
 
@@ -79,19 +81,32 @@ class _Draw:
         self.rng.shuffle(out)
         return out
 
-    def timeline(self, start: float, spec: Lifecycle, outcome: str, source: str) -> Timeline:
+    def timeline(
+        self, start: float, spec: Lifecycle, outcome: str, source: str, path: tuple[Step, ...] = ()
+    ) -> Timeline:
         running = round(start + self.value(spec.wait), 3)
         planned = round(running + self.value(spec.duration), 3)
         error = None
         if outcome == "failed":
             error = self.rng.choice(spec.errors) if spec.errors else DEFAULT_ERRORS[source]
+        ended: float | None = None if outcome == "stuck" else planned
+        steps: list[tuple[float, str]] = []
+        if outcome == "failed" and path:  # drawn only when there is a path: other seeds stay as they were
+            at: float | None = planned
+            for step in path:
+                if at is None:  # a step held for good ends the path (validate() allows it last only)
+                    break
+                steps.append((at, step.status))
+                at = None if step.seconds is None else round(at + self.value(step.seconds), 3)
+            ended = at
         return Timeline(
             created=start,
             running=running,
-            ended=None if outcome == "stuck" else planned,
-            planned_end=planned,
+            ended=ended,
+            planned_end=ended if ended is not None else planned,
             failed=outcome == "failed",
             error=error,
+            path=tuple(steps),
         )
 
 
@@ -130,7 +145,7 @@ def _app(pid: str, i: int, b: AppBatch, seed: int, tracked: bool) -> Iterator[Ap
                 job_type=b.job_type,
                 resource_id=d.uuid(),
                 resource_name=f"{b.server_prefix}-{d.rng.randrange(10**9, 10**10)}",
-                timeline=d.timeline(start, b, next(outcomes), "workspaceapp"),
+                timeline=d.timeline(start, b, next(outcomes), "workspaceapp", b.path),
             )
             for _ in range(b.servers)
         )
@@ -228,9 +243,10 @@ class Transition(NamedTuple):
 
 def _changes(source: str, project: str, job_id: str, tl: Timeline, words: str) -> Iterator[Transition]:
     prev: str | None = None
-    for t, phase in tl.steps():
-        status = word(words, phase)
-        yield Transition(source, project, job_id, prev, status, t)
+    for t, state in tl.steps():
+        status = word(words, state)
+        if status != prev:  # the v1 App job shows a sub-job's whole path as "2"
+            yield Transition(source, project, job_id, prev, status, t)
         prev = status
 
 

@@ -19,13 +19,25 @@ exact. Times are virtual seconds since the simulator started. Example::
           - {job_type: createDesktops, count: 1, desktops: 20, start: 0, wait: [0, 2],
              duration: [5, 15], fail: 0.1,
              errors: [{code: WKS.00129901, message: "The service is now unavailable..."}]}
-        workspaceapp: [{job_type: CREATE_SERVER, servers: 3, duration: [4, 8]}]
+        workspaceapp:
+          - {job_type: CREATE_SERVER, servers: 3, duration: [4, 8]}
+          - {servers: 1, fail: 1.0, path: [{status: ABNORMAL, for: 5}, {status: ROLLBACK, for: 5}]}
         appjob: [{servers: 2, fail: 0.5}]            # tracked by id (Simulator.job_ids)
         script: [{desktops: 12, failed: [1, 3], skipped: 1}]
         evs: [{job_type: extendVolume, fail: 1.0}, {job_type: batchCreateVolume, volumes: 3}]
     faults:
       - {kind: throttle, sources: [workspace], window: [10, 12], retry_after: 1}
+      - {kind: truncated_page, sources: [workspace], window: [20, 30]}   # total kept, rows dropped
       - {kind: token_expiry, at: 300}
+
+An ``appjob`` batch is one set of App server jobs seen through both Workspace App APIs: by
+id (``/v1|v2/{project}/job/{id}``) and as rows of ``app-server-sub-jobs`` whose ``job_id``
+is that job, exactly as Huawei shows one job through both. A ``workspaceapp`` batch is
+seen only through the list. A batch's ``path`` sends its failing units through the given
+statuses (each ``for`` seconds) between RUNNING and FAILED; a last step without ``for``
+never ends. EVS batch job types (``batchCreateVolume``, ``bulkDeleteVolume``) carry one
+sub-job per volume; ``stuck`` applies to those sub-jobs, and the batch stays RUNNING while
+one is stuck.
 """
 
 from __future__ import annotations
@@ -39,6 +51,9 @@ import msgspec
 import yaml
 
 from watcher.errors import ConfigError
+
+#: Statuses a Workspace App sub-job's ``path`` may hold (the API's own words).
+PATH_WORDS = ("RUNNING", "ABNORMAL", "ROLLBACK", "ABORTING")
 
 #: A bare number, or ``[lo, hi]`` drawn uniformly per job.
 Range = float | tuple[float, float]
@@ -54,7 +69,10 @@ FaultKind = Literal[
     "unknown_status",  # status words the API never documented
     "unknown_job_type",
     "token_expiry",  # 401 APIG.0301 "token expires" for every credential
+    "truncated_page",  # 200 list page whose total claims rows it does not carry (keeps ``keep`` rows)
 ]
+#: Route families that answer pages (the only ones a truncated_page fault can hit).
+LIST_SOURCES = ("workspace", "workspaceapp", "script")
 
 
 class ErrorSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -87,12 +105,25 @@ class WorkspaceBatch(Lifecycle, frozen=True, kw_only=True, forbid_unknown_fields
     user_prefix: str = "user"
 
 
+class Step(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One status of a Workspace App sub-job's path, held ``for`` seconds (None: for good)."""
+
+    status: str
+    seconds: Range | None = msgspec.field(default=None, name="for")
+
+
 class AppBatch(Lifecycle, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``count`` Workspace App jobs of ``servers`` sub-jobs each."""
+    """``count`` Workspace App jobs of ``servers`` sub-jobs each.
+
+    ``path``: the statuses a *failing* sub-job goes through after its ``duration`` RUNNING
+    and before FAILED (e.g. ABNORMAL then ROLLBACK); without ``for`` the last one is held
+    for good and the sub-job never ends.
+    """
 
     job_type: str = "CREATE_SERVER"
     servers: int = 1
     server_prefix: str = "APS"
+    path: tuple[Step, ...] = ()
 
 
 class ScriptBatch(Lifecycle, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -146,6 +177,7 @@ class Fault(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     value: str | None = None  # unknown_status / unknown_job_type: the word to send
     fields: tuple[str, ...] = ()  # missing_fields: top-level keys to drop
     row_fields: tuple[str, ...] = ()  # missing_fields: keys to drop from every row
+    keep: int = 0  # truncated_page: rows of the page kept (the total still counts them all)
 
     def span(self) -> tuple[float, float]:
         if self.window is not None:
@@ -257,6 +289,16 @@ def validate(scenario: Scenario, file: str = "<scenario>", text: str = "") -> No
                 for name in ("failed", "skipped", "size"):
                     if hasattr(batch, name):
                         _check_range(getattr(batch, name), f"{key}.{name}", fail)
+                if getattr(batch, "path", ()) and batch.fail == 0:
+                    fail(f"{key}.path", "a path is what failing sub-jobs go through: set fail above 0")
+                for j, step in enumerate(getattr(batch, "path", ())):
+                    if step.status not in PATH_WORDS:
+                        fail(f"{key}.path[{j}].status",
+                             f"expected one of {', '.join(PATH_WORDS)}, got {step.status!r}")  # fmt: skip
+                    if step.seconds is None and j != len(batch.path) - 1:
+                        fail(f"{key}.path[{j}].for", "only the last step may be held for good (no `for`)")
+                    if step.seconds is not None:
+                        _check_range(step.seconds, f"{key}.path[{j}].for", fail)
     for i, f in enumerate(scenario.faults):
         key = f"faults[{i}]"
         for s in f.sources:
@@ -273,3 +315,9 @@ def validate(scenario: Scenario, file: str = "<scenario>", text: str = "") -> No
             fail(f"{key}.limit", f"expected at least 1, got {f.limit}")
         if f.seconds < 0 or (f.retry_after is not None and f.retry_after < 0):
             fail(f"{key}.seconds", "durations must be >= 0")
+        if f.kind == "truncated_page":
+            if f.keep < 0:
+                fail(f"{key}.keep", f"expected a row count >= 0, got {f.keep}")
+            for s in f.sources:
+                if s not in LIST_SOURCES:
+                    fail(f"{key}.sources", f"{s} answers no pages; truncated_page applies to {', '.join(LIST_SOURCES)}")

@@ -12,7 +12,6 @@ every request is logged at DEBUG (method, path, route, status, request id: never
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import time
@@ -21,8 +20,10 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
 from aiohttp import web
 
+from watcher.errors import ConfigError
 from watcher.simulator.handlers import dispatch
 from watcher.simulator.scenario import Scenario, load_scenario
 from watcher.simulator.settings import Settings
@@ -44,6 +45,29 @@ def small_scenario_path() -> Path:
     return SCENARIOS / "small.yaml"
 
 
+def scenario_path(name: str | Path) -> Path:
+    """A scenario file: ``name`` itself if it exists, else the shipped ``scenarios/<name>.yaml``
+    (``demo``, ``small``, ``abnormal-rollback-failed``…); neither is a ConfigError."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    shipped = SCENARIOS / f"{name}.yaml"
+    if shipped.is_file():
+        return shipped
+    names = ", ".join(sorted(p.stem for p in SCENARIOS.glob("*.yaml")))
+    raise ConfigError(f"no scenario file or shipped scenario called {str(name)!r}; shipped: {names}", file=str(name))
+
+
+def named_scenario(name: str | Path) -> Scenario:
+    """The scenario called ``name``: ``scale`` (:func:`~watcher.simulator.scale.scale_scenario`,
+    built, not shipped), else a file or shipped scenario (:func:`scenario_path`)."""
+    if str(name) == "scale":
+        from watcher.simulator.scale import scale_scenario
+
+        return scale_scenario()
+    return load_scenario(scenario_path(name))
+
+
 def make_app(sim: Simulator) -> web.Application:
     """One catch-all route: :func:`~watcher.simulator.handlers.dispatch` does the routing,
     so unknown paths and methods get the gateway's APIG.0101 body, not aiohttp's."""
@@ -56,7 +80,7 @@ def make_app(sim: Simulator) -> web.Application:
         route, answer = await dispatch(
             sim, request.method, url.raw_path, url.raw_query_string, request.headers, body, request_id
         )
-        raw = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
+        raw = answer.body if isinstance(answer.body, bytes) else msgspec.json.encode(answer.body)
         headers = {"X-Request-Id": request_id, **answer.headers}
         log.debug(
             "%s %s -> %d (%s, t=%.1fs, %.1f ms) request_id=%s",
@@ -159,10 +183,11 @@ def banner(running: RunningSimulator, settings: Settings) -> list[str]:
     return lines
 
 
-def run(port: int, scenario_path: str | Path | None, *, host: str = "127.0.0.1", speed: float = 1.0) -> None:
-    """Serve until Ctrl-C (blocking); ``scenario_path`` None serves the demo scenario."""
+def run(port: int, scenario_file: str | Path | None, *, host: str = "127.0.0.1", speed: float = 1.0) -> None:
+    """Serve until Ctrl-C (blocking); ``scenario_file`` is a path or a shipped scenario's name
+    (:func:`scenario_path`); None serves the demo scenario."""
     settings = Settings(speed=speed)
-    scenario = load_scenario(scenario_path or demo_scenario_path())
+    scenario = named_scenario(scenario_file) if scenario_file else load_scenario(demo_scenario_path())
 
     async def main() -> None:
         running = await start_simulator(host, port, scenario, settings)

@@ -10,10 +10,22 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection
 from datetime import UTC, datetime
+from typing import Any, NamedTuple, TypeVar
 
 from watcher.simulator.clock import SimClock
 from watcher.simulator.faults import FaultBook
-from watcher.simulator.jobs import AppJob, EvsJob, Plan, ProjectPlan, word
+from watcher.simulator.jobs import (
+    AppJob,
+    AppSubJob,
+    DesktopJob,
+    EvsJob,
+    Phase,
+    Plan,
+    ProjectPlan,
+    ScriptTask,
+    State,
+    word,
+)
 from watcher.simulator.lifecycle import Transition, build_plan, plan_transitions
 from watcher.simulator.scenario import Scenario
 from watcher.simulator.settings import Settings
@@ -30,6 +42,21 @@ from watcher.simulator.views import (
 
 #: Script-task filter word -> answer word (the filter says SUCCESS/WAITING, answers FINISH/INIT).
 SCRIPT_FILTER = {"SUCCESS": "FINISH", "FAILED": "FAILED", "RUNNING": "RUNNING", "WAITING": "INIT"}
+
+T = TypeVar("T")
+
+
+class Page(NamedTuple):
+    """One page of a listing: how many rows match in all, and the rows of the page."""
+
+    total: int
+    rows: list[Body]
+
+
+def _window(found: list[T], offset: int, limit: int | None) -> list[T]:
+    """The page ``[offset, offset + limit)`` of ``found`` counted from its newest (last) item."""
+    newest_first = found[::-1]
+    return newest_first[offset:] if limit is None else newest_first[offset : offset + limit]
 
 
 class Simulator:
@@ -99,7 +126,9 @@ class Simulator:
         return max(times, default=0.0)
 
     # --- queries, one per route -------------------------------------------------------------
-    def workspace_sub_jobs(
+    # A list query selects what matches at the current time, newest first, and renders only
+    # the rows of the page asked for: a listing of thousands costs one page of rows.
+    def workspace_page(
         self,
         project: str,
         *,
@@ -107,9 +136,11 @@ class Simulator:
         job_id: str | None = None,
         job_type: str | None = None,
         desktop_pool_id: str | None = None,
-    ) -> list[Body]:
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> Page:
         t = self.now()
-        rows = []
+        found: list[tuple[DesktopJob, Phase]] = []
         for dj in self._project(project).desktops:
             phase = dj.timeline.phase_at(t)
             if phase is None:
@@ -120,25 +151,41 @@ class Simulator:
                 continue
             if desktop_pool_id and dj.desktop_pool_id != desktop_pool_id:
                 continue
-            rows.append(workspace_row(dj, phase, t, self.clockface))
-        return rows[::-1]
+            found.append((dj, phase))
+        return Page(len(found), [workspace_row(dj, phase, t, self.clockface) for dj, phase in _window(found, offset, limit)])
 
-    def app_sub_jobs(
-        self, project: str, *, job_type: str, status: str | None = None, job_id: str | None = None
-    ) -> list[Body]:
+    def workspace_sub_jobs(self, project: str, **filters: Any) -> list[Body]:
+        """Every matching ``workspace-sub-jobs`` row, newest first (filters as :meth:`workspace_page`)."""
+        return self.workspace_page(project, **filters).rows
+
+    def app_page(
+        self,
+        project: str,
+        *,
+        job_type: str,
+        status: str | None = None,
+        job_id: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> Page:
         t = self.now()
-        rows = []
+        found: list[tuple[AppSubJob, State]] = []
         for aj in self._project(project).app_jobs:
             if job_id and aj.id != job_id:
                 continue
             for sub in aj.subs:
-                phase = sub.timeline.phase_at(t)
-                if phase is None or sub.job_type != job_type:
+                state = sub.timeline.state_at(t)
+                if state is None or sub.job_type != job_type:
                     continue
-                if status and word("workspaceapp", phase) != status:
+                if status and word("workspaceapp", state) != status:
                     continue
-                rows.append(app_sub_job_row(sub, phase, project, self.clockface))
-        return rows[::-1]
+                found.append((sub, state))
+        rows = [app_sub_job_row(sub, state, project, self.clockface) for sub, state in _window(found, offset, limit)]
+        return Page(len(found), rows)
+
+    def app_sub_jobs(self, project: str, **filters: Any) -> list[Body]:
+        """Every matching ``app-server-sub-jobs`` row, newest first (filters as :meth:`app_page`)."""
+        return self.app_page(project, **filters).rows
 
     def app_job(self, project: str, job_id: str, api: str) -> Body | None:
         """The App job by id (``api`` "v1" or "v2"); None if it does not exist (yet)."""
@@ -148,7 +195,7 @@ class Simulator:
             return None
         return app_job_v1(job, t, self.clockface) if api == "v1" else app_job_v2(job, t, self.clockface)
 
-    def script_tasks(
+    def script_page(
         self,
         project: str,
         *,
@@ -160,10 +207,12 @@ class Simulator:
         start_after: datetime | None = None,
         start_before: datetime | None = None,
         task_ids: Collection[str] = (),
-    ) -> list[Body]:
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> Page:
         t = self.now()
         want = SCRIPT_FILTER.get(status) if status else None
-        rows = []
+        found: list[tuple[ScriptTask, Phase]] = []
         for task in self._project(project).tasks:
             phase = task.timeline.phase_at(t)
             if phase is None or (want and word("script", phase) != want):
@@ -174,11 +223,16 @@ class Simulator:
                 continue
             if script_name and script_name not in task.script_name:
                 continue
-            started = self.clockface.at(task.timeline.created).replace(microsecond=0)
-            if (start_after and started <= start_after) or (start_before and started >= start_before):
-                continue
-            rows.append(script_task_row(task, phase, self.clockface))
-        return rows[::-1]
+            if start_after or start_before:
+                started = self.clockface.at(task.timeline.created).replace(microsecond=0)
+                if (start_after and started <= start_after) or (start_before and started >= start_before):
+                    continue
+            found.append((task, phase))
+        return Page(len(found), [script_task_row(task, phase, self.clockface) for task, phase in _window(found, offset, limit)])
+
+    def script_tasks(self, project: str, **filters: Any) -> list[Body]:
+        """Every matching script-task row, newest first (filters as :meth:`script_page`)."""
+        return self.script_page(project, **filters).rows
 
     def evs_job(self, project: str, job_id: str) -> Body | None:
         job: EvsJob | None = self._evs.get((project, job_id))

@@ -20,7 +20,9 @@ from watcher.simulator.jobs import (
     EvsSubJob,
     Phase,
     ScriptTask,
+    State,
     Timeline,
+    phase_of,
     word,
 )
 
@@ -28,23 +30,41 @@ Body = dict[str, Any]
 
 
 class Clockface:
-    """Virtual seconds -> wall times in each API's format."""
+    """Virtual seconds -> wall times in each API's format.
+
+    Each formatted time is kept once made: a job's times are a few fixed instants asked for
+    on every answer, and formatting was a tenth of the simulator's time per request at scale.
+    """
 
     def __init__(self, epoch: datetime) -> None:
         self.epoch = epoch
+        self._made: dict[tuple[str, float], str] = {}
 
     def at(self, seconds: float) -> datetime:
         return self.epoch + timedelta(seconds=seconds)
 
+    def _format(self, kind: str, seconds: float) -> str:
+        moment = self.at(seconds)
+        if kind == "workspace":
+            return moment.strftime("%Y-%m-%d %H:%M:%S")
+        if kind == "millis":
+            return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def _cached(self, kind: str, seconds: float) -> str:
+        made = self._made.get((kind, seconds))
+        if made is None:
+            made = self._made[kind, seconds] = self._format(kind, seconds)
+        return made
+
     def workspace(self, seconds: float) -> str:  # 2020-04-10 06:45:14 (UTC, no zone)
-        return self.at(seconds).strftime("%Y-%m-%d %H:%M:%S")
+        return self._cached("workspace", seconds)
 
     def millis(self, seconds: float) -> str:  # 2022-03-07T10:40:43.858Z (App sub-jobs, EVS)
-        moment = self.at(seconds)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        return self._cached("millis", seconds)
 
     def zulu(self, seconds: float) -> str:  # 2023-06-06T02:30:06Z (App job v1, script tasks)
-        return self.at(seconds).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return self._cached("zulu", seconds)
 
 
 def _ended(tl: Timeline, phase: Phase) -> float | None:
@@ -88,18 +108,21 @@ def workspace_row(job: DesktopJob, phase: Phase, t: float, clock: Clockface) -> 
     }
 
 
-def app_sub_job_row(sub: AppSubJob, phase: Phase, project: str, clock: Clockface) -> Body:
-    """``SubJobDetailInfo``: a row of ``app-server-sub-jobs`` and of the v2 job's ``sub_jobs``."""
+def app_sub_job_row(sub: AppSubJob, state: State, project: str, clock: Clockface) -> Body:
+    """``SubJobDetailInfo``: a row of ``app-server-sub-jobs`` and of the v2 job's ``sub_jobs``.
+
+    ``state`` is a phase or a path word (ABNORMAL, ROLLBACK…); from the first path word on,
+    the row carries the error it will end with (it went wrong at ABNORMAL, not at FAILED)."""
     tl = sub.timeline
-    end = _ended(tl, phase)
-    err = tl.error if phase == "failed" else None
+    end = _ended(tl, phase_of(state))
+    err = tl.error if state == "failed" or (tl.failed and state in ("ABNORMAL", "ROLLBACK", "ABORTING")) else None
     return {
         "id": sub.id,
         "job_type": sub.job_type,
         "job_resource_info": {"resource_id": sub.resource_id, "resource_name": sub.resource_name},
         "begin_time": clock.millis(tl.created),
         "end_time": clock.millis(end) if end is not None else None,
-        "status": word("workspaceapp", phase),
+        "status": word("workspaceapp", state),
         "error_code": err.code if err else None,
         "error_message": err.message if err else None,
         "project_id": project,
@@ -111,7 +134,7 @@ def app_job_v2(job: AppJob, t: float, clock: Clockface) -> Body:
     """``ShowJobDetailResponse``: the job at the top level, sub-jobs that exist at ``t``."""
     phase = job.timeline.phase_at(t) or "pending"
     end = _ended(job.timeline, phase)
-    subs = [app_sub_job_row(s, p, job.project, clock) for s in job.subs if (p := s.timeline.phase_at(t))]
+    subs = [app_sub_job_row(s, st, job.project, clock) for s in job.subs if (st := s.timeline.state_at(t))]
     return {
         "id": job.id,
         "job_type": job.job_type,
@@ -146,16 +169,17 @@ def app_job_v1(job: AppJob, t: float, clock: Clockface) -> Body:
     phase = tl.phase_at(t) or "pending"
     subs = []
     for sub in job.subs:
-        sp = sub.timeline.phase_at(t)
-        if sp is None:
+        state = sub.timeline.state_at(t)
+        if state is None:
             continue
+        sp = phase_of(state)
         code, message = _v1_result(sub.timeline, sp)
         end = _ended(sub.timeline, sp)
         subs.append(
             {
                 "job_id": sub.id,
                 "job_type": 2,
-                "job_status": int(word("appjob.v1", sp)),
+                "job_status": int(word("appjob.v1", state)),
                 "entities": [_v1_resource(sub)],
                 "begin_time": clock.zulu(sub.timeline.created),
                 "end_time": clock.zulu(end) if end is not None else None,

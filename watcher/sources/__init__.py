@@ -3,7 +3,8 @@
 Sits between ``cloud/`` (signed HTTP; sources call ``client.get``) and ``poller/`` (diffing,
 publishing). Imports msgspec, the standard library, ``watcher.events``, ``watcher.errors``
 and nothing else. To add a sixth API: a new module declaring path, paging, status → phase
-table and field mapping, plus one entry in :data:`SOURCES`.
+table, the statuses its API documents as final, and field mapping, plus one entry in
+:data:`SOURCES`.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Sit between ``cloud/`` (signed HTTP) and ``poller/`` (diffing, publishing). A source turns
 one API's pages into :class:`Observation` rows: its own status word plus the normalized
-phase, times in UTC, error code/message from whichever field the API uses. It never
-diffs and never publishes.
+phase, whether the API documents that word as final (only final ends polling), times in
+UTC, error code/message from whichever field the API uses. It never diffs and never publishes.
 """
 
 from __future__ import annotations
@@ -68,8 +68,12 @@ class FetchResult(msgspec.Struct, kw_only=True):
     """What one poll of one target saw.
 
     ``complete`` is True when the observations cover every job the target watches, so a
-    known non-terminal job missing from them has vanished. ``gone`` lists by-id jobs the
-    API says do not exist (EVS 400 Common.0011). ``requests`` counts HTTP calls made.
+    known non-terminal job missing from them has vanished (list sources). A by-id source
+    sets it when every active id was asked for; one it did not reach this poll (its time
+    budget ran out) keeps its last known state, and a by-id job is never "missing": ``gone``
+    lists the by-id jobs the API says do not exist (EVS 400 Common.0011, App job 404).
+    A list answer that contradicts its own total never gets here: it is MalformedResponse,
+    the poll fails and every job keeps its last known state. ``requests`` counts HTTP calls.
     """
 
     observations: list[Observation]

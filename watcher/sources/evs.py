@@ -3,6 +3,9 @@
 Upstream (huawei-job-apis.md §5.5, seed S4). Quirks:
 
 * Statuses SUCCESS / RUNNING / **FAIL** (not FAILED) / **INIT**: FAIL → failed, INIT → pending.
+  Final (:data:`FINAL`): SUCCESS and FAIL. A sub-job's ``final`` is its own; the job's is True
+  only when its status and every sub-job's are final (the batch is the only handle on its
+  sub-jobs: while one can still move, the batch is polled on).
 * Times ``2016-03-08T07:40:13.219Z``; ``end_time`` is ``""`` while running (→ None).
 * ``error_code``/``fail_reason`` are ``null`` until something fails.
 * ``entities`` depends on the job type: a single-volume job carries ``volume_id``, ``name``,
@@ -17,7 +20,8 @@ Upstream (huawei-job-apis.md §5.5, seed S4). Quirks:
   the id lands in ``FetchResult.gone``.
 
 ``active``: the top-level job ids still tracked (``Target.job_ids`` already merged in by the
-poller); exactly those are fetched. ``complete`` is True: nothing else is watched.
+poller); those are fetched a few at a time, least recently fetched first, within a time
+budget (:mod:`watcher.sources.byid`). ``complete`` is True when every active id was asked for.
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ import msgspec
 from watcher.errors import CloudError, JobNotFound, MalformedResponse
 from watcher.events import Entities, Phase
 from watcher.sources.base import FetchResult, Observation, Target
-from watcher.sources.byid import fetch_each
-from watcher.sources.fields import phase_of, text
+from watcher.sources.byid import BUDGET, CONCURRENCY, ByIdFetcher, Clock
+from watcher.sources.fields import is_final, phase_of, text
 from watcher.sources.session import Session, segment
 from watcher.sources.timefmt import RawTime, parse_time
 
@@ -42,6 +46,8 @@ PATH = "/v1/{project_id}/jobs/{job_id}"
 NOT_FOUND_CODE = "Common.0011"
 
 PHASES: dict[str, Phase] = {"INIT": "pending", "RUNNING": "running", "SUCCESS": "succeeded", "FAIL": "failed"}
+#: The statuses S4 documents as an end.
+FINAL: frozenset[str] = frozenset({"SUCCESS", "FAIL"})
 
 
 class EvsSubEntities(msgspec.Struct, kw_only=True):
@@ -112,17 +118,6 @@ def normalize(job_id: str, body: EvsBody, *, project_id: str = "") -> list[Obser
             status=200,
             error_code=text(err.code),
         )
-    top = Observation(
-        job_id=job_id,
-        job_type=body.job_type or "",
-        status=body.status,
-        phase=phase_of(PHASES, body.status),
-        begin_time=parse_time(body.begin_time),
-        end_time=parse_time(body.end_time),
-        error_code=text(body.error_code) or text(err.code),
-        message=text(body.fail_reason) or text(err.message),
-        entities=_volume(body.entities),
-    )
     subs = [
         Observation(
             job_id=sub.job_id,
@@ -130,6 +125,7 @@ def normalize(job_id: str, body: EvsBody, *, project_id: str = "") -> list[Obser
             job_type=sub.job_type or "",
             status=sub.status,
             phase=phase_of(PHASES, sub.status),
+            final=is_final(FINAL, sub.status),
             begin_time=parse_time(sub.begin_time),
             end_time=parse_time(sub.end_time),
             error_code=text(sub.error_code),
@@ -138,6 +134,18 @@ def normalize(job_id: str, body: EvsBody, *, project_id: str = "") -> list[Obser
         )
         for sub in (body.entities.sub_jobs if body.entities else None) or ()
     ]
+    top = Observation(
+        job_id=job_id,
+        job_type=body.job_type or "",
+        status=body.status,
+        phase=phase_of(PHASES, body.status),
+        final=is_final(FINAL, body.status) and all(o.final for o in subs),
+        begin_time=parse_time(body.begin_time),
+        end_time=parse_time(body.end_time),
+        error_code=text(body.error_code) or text(err.code),
+        message=text(body.fail_reason) or text(err.message),
+        entities=_volume(body.entities),
+    )
     return [top, *subs]
 
 
@@ -148,6 +156,11 @@ class EvsSource:
     service = SERVICE
     by_id = True
 
+    def __init__(
+        self, *, concurrency: int = CONCURRENCY, budget: float | None = BUDGET, clock: Clock | None = None
+    ) -> None:
+        self._byid = ByIdFetcher(concurrency=concurrency, budget=budget, **({"clock": clock} if clock else {}))
+
     async def fetch(self, client: Any, target: Target, active: Collection[str]) -> FetchResult:
         session = Session(client, service=self.service, target=target)
 
@@ -156,5 +169,7 @@ class EvsSource:
             body = await session.get(API, path, (), EvsBody)
             return normalize(job_id, body, project_id=target.project_id)
 
-        observations, gone = await fetch_each(active, one)
-        return FetchResult(observations=observations, complete=True, gone=gone, requests=session.requests)
+        got = await self._byid.fetch(target.id, active, one)
+        return FetchResult(
+            observations=got.observations, complete=got.complete, gone=got.gone, requests=session.requests
+        )

@@ -14,6 +14,13 @@ and the cheaper one is picked:
   parent job for sub-job APIs, the row's own id where the API filters by id). If the
   re-reads would cost as much as the full listing, the full listing is used instead.
 
+"Open" means *not final*: a row whose status its API does not document as final (the
+source's ``FINAL`` table) stays open whatever its phase, so a Workspace App sub-job in
+ABNORMAL, ROLLBACK or ABORTING, or any word no document names, is re-read through its
+handle on every poll even though the open listing does not name its status: each change is
+seen within one poll interval. (The poller decides which ids are active; it must keep
+such a job active too.)
+
 An active id that neither answer returns is reported ``gone`` by the source: every active
 id is always answered. What narrow polls can miss is a job that starts *and* leaves the
 listed statuses between two polls under a handle nobody asks for; the next full sweep
@@ -26,13 +33,12 @@ only forces a full listing. Pure strategy: the HTTP is in each source's Lister.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-from watcher.events import TERMINAL_PHASES, Phase
 from watcher.sources.base import FetchResult, Observation
-from watcher.sources.fields import phase_of, text
+from watcher.sources.fields import is_final, text
 from watcher.sources.session import Session
 
 R = TypeVar("R")
@@ -68,7 +74,7 @@ class Lister(Protocol[R]):
         ...
 
     def is_open(self, row: R) -> bool:
-        """The row's phase is not terminal, so it stays active."""
+        """The row's status is not documented final, so it is asked for again (phase does not matter)."""
         ...
 
     def open_cost(self, rows: Sequence[R]) -> int:
@@ -103,12 +109,12 @@ S = TypeVar("S", bound=SubJobRow)
 class ByParent(Generic[S]):
     """The Lister half shared by sub-job APIs: the handle is the parent, re-read with ``job_id=<parent>``.
 
-    A subclass sets ``limit`` and ``phases`` and implements ``listing`` (one filtered
-    listing, paged to the end) and ``open_cost``/``open``.
+    A subclass sets ``limit`` and ``finals`` (the statuses its API documents as final) and
+    implements ``listing`` (one filtered listing, paged to the end) and ``open_cost``/``open``.
     """
 
     limit: int
-    phases: Mapping[str, Phase]
+    finals: Collection[str]
 
     def row_id(self, row: S) -> str:
         return row.id
@@ -117,7 +123,7 @@ class ByParent(Generic[S]):
         return text(row.job_id)
 
     def is_open(self, row: S) -> bool:
-        return phase_of(self.phases, row.status) not in TERMINAL_PHASES
+        return not is_final(self.finals, row.status)
 
     def reread_cost(self, handles: Sequence[str]) -> int:
         return len(handles)  # one listing per parent (more only if a parent has over a page of sub-jobs)

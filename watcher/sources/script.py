@@ -8,6 +8,9 @@ Upstream (huawei-job-apis.md §5.4, seed S3; SDK ``ShowDesktopPoolsScriptExecTas
   ``status`` is single-valued: one request stream per configured status.
 * A FINISHed task may still have failed on some desktops: FINISH with ``failed_num > 0`` is
   phase failed. The counters become :class:`~watcher.events.TaskCounts`.
+* Final (:data:`FINAL`): FINISH and FAILED, and the filter's SUCCESS should an answer use it
+  (FINISH with failed desktops is final too: the task is over). INIT, RUNNING, WAITING and
+  any unknown word keep the task polled.
 * The answer has no task type. ``job_type`` is the ``task_type`` filter word: the stream's
   own ``task_type`` when ``Target.job_types`` sets it (one stream per type), else derived:
   ``SCRIPT`` when the task lists scripts, ``COMMAND`` otherwise. (``command_type`` —
@@ -35,9 +38,9 @@ from typing import Any
 
 import msgspec
 
-from watcher.events import TERMINAL_PHASES, Entities, Phase, TaskCounts
+from watcher.events import Entities, Phase, TaskCounts
 from watcher.sources.base import FetchResult, Observation, Target
-from watcher.sources.fields import phase_of, text
+from watcher.sources.fields import is_final, phase_of, text
 from watcher.sources.narrow import SWEEP_SECONDS, Clock, Narrow, pages, per_status_cost
 from watcher.sources.paging import collect
 from watcher.sources.session import Session
@@ -59,6 +62,8 @@ PHASES: dict[str, Phase] = {
     "SUCCESS": "succeeded",
     "FAILED": "failed",
 }
+#: Statuses that end a task: the answer's FINISH/FAILED and the filter's SUCCESS.
+FINAL: frozenset[str] = frozenset({"FINISH", "FAILED", "SUCCESS"})
 #: Answer word -> filter word, for statuses configured in the answer vocabulary.
 FILTER_WORD = {"FINISH": "SUCCESS", "INIT": "WAITING"}
 #: Filter words of the open statuses, one listing each (the filter is single-valued).
@@ -102,6 +107,7 @@ def normalize(task: ScriptTask, task_type: str | None = None) -> Observation:
         job_type=task_type or ("SCRIPT" if task.scripts else "COMMAND"),
         status=task.status,
         phase=phase,
+        final=is_final(FINAL, task.status),
         begin_time=parse_time(task.start_time),
         end_time=parse_time(task.end_time),
         entities=Entities(
@@ -141,7 +147,7 @@ async def list_rows(session: Session, base: Params) -> tuple[list[ScriptTask], i
         body = await session.get(API, path, [*base, ("limit", str(limit)), ("offset", str(offset))], ScriptPage)
         return session.rows(API, "script_execution_tasks", body.script_execution_tasks, body.total_count), body.total_count
 
-    return await collect(page, limit=LIMIT)
+    return await collect(page, limit=LIMIT, api=API, project_id=session.target.project_id)
 
 
 class _Lister:
@@ -156,7 +162,7 @@ class _Lister:
         return row.id
 
     def is_open(self, row: ScriptTask) -> bool:
-        return phase_of(PHASES, row.status) not in TERMINAL_PHASES
+        return not is_final(FINAL, row.status)
 
     def open_cost(self, rows: Sequence[ScriptTask]) -> int:
         return per_status_cost(LISTED, (FILTER_WORD.get(r.status, r.status) for r in rows), LIMIT)

@@ -72,7 +72,8 @@ class Session:
 
     def rows(self, api: str, field: str, rows: list[T] | None, total: int | None) -> list[T]:
         """A list page's rows. A page without its ``field`` list is malformed unless its total
-        says it matches nothing: read as empty, it would report every open job as vanished."""
+        says it matches nothing: read as empty, it would report every open job as vanished.
+        (Rows that contradict the total are caught by :func:`watcher.sources.paging.check_page`.)"""
         if rows is None and total != 0:
             raise MalformedResponse(
                 f"malformed {api} response: no `{field}` list (total {total})", api=api,

@@ -10,10 +10,13 @@ Upstream (huawei-job-apis.md §5.1, seed S0): one row per *sub*-job (one desktop
 * The failure text is ``fail_reason`` (SDK); S0 also shows ``message``, used as a fallback.
   ``desktop_name``/``ip_address`` live in ``entities`` (SDK) or at the top level (S0): either.
 * ``limit`` is 0–1000 (default 1000); ``total_count`` is the number of matching rows.
+* Final statuses (:data:`FINAL`): SUCCESS and FAILED, the filter's "executed" and "failed"
+  (S0); any other word, known or not, keeps the sub-job polled.
 
 Declared here: path, query (``job_type`` one stream per type, ``job_id`` one stream per
 ``Target.job_ids`` entry, ``desktop_pool_id``, repeated ``status``), paging, the status →
-phase table :data:`PHASES`, and the field mapping in :func:`normalize`.
+phase table :data:`PHASES`, the final statuses :data:`FINAL`, and the field mapping in
+:func:`normalize`.
 
 **Cost**: with no status filter configured, each stream is polled the narrow/full way of
 :mod:`watcher.sources.narrow`: the open listing is one request for
@@ -34,7 +37,7 @@ import msgspec
 
 from watcher.events import Entities, Phase
 from watcher.sources.base import FetchResult, Observation, Target
-from watcher.sources.fields import phase_of, text
+from watcher.sources.fields import is_final, phase_of, text
 from watcher.sources.narrow import SWEEP_SECONDS, ByParent, Clock, Narrow, pages
 from watcher.sources.paging import collect
 from watcher.sources.session import Session
@@ -52,6 +55,8 @@ PHASES: dict[str, Phase] = {
     "SUCCESS": "succeeded",
     "FAILED": "failed",
 }
+#: The statuses S0 documents as the end of a sub-job; only these end its polling.
+FINAL: frozenset[str] = frozenset({"SUCCESS", "FAILED"})
 OPEN_STATUSES: tuple[str, ...] = ("WAITING", "RUNNING")
 
 
@@ -94,6 +99,7 @@ def normalize(row: WsSubJob) -> Observation:
         job_type=row.job_type or "",
         status=row.status,
         phase=phase_of(PHASES, row.status),
+        final=is_final(FINAL, row.status),
         begin_time=parse_time(row.begin_time),
         end_time=parse_time(row.end_time),
         error_code=text(row.error_code),
@@ -137,14 +143,14 @@ async def list_rows(session: Session, base: Params, statuses: Sequence[str]) -> 
         body = await session.get(API, path, params, WsPage)
         return session.rows(API, "jobs", body.jobs, body.total_count), body.total_count
 
-    return await collect(page, limit=LIMIT)
+    return await collect(page, limit=LIMIT, api=API, project_id=session.target.project_id)
 
 
 class _Lister(ByParent[WsSubJob]):
     """How the narrow strategy lists a Workspace stream: open = one repeated-status listing."""
 
     limit = LIMIT
-    phases = PHASES
+    finals = FINAL
 
     async def listing(self, session: Session, base: Params) -> tuple[list[WsSubJob], int | None]:
         return await list_rows(session, base, ())

@@ -9,36 +9,43 @@ server job; ``id`` is the sub-job, ``job_id`` its parent. Quirks:
 * ``limit`` is 1–100 (default 10); the total is ``count`` and rows are ``items``. S1's own
   example says ``count: 0`` next to one item, so paging trusts ``count`` but never loses
   the rows already received.
-* Seven statuses; no source says which of ABNORMAL/ROLLBACK/ABORTING are final. Chosen:
+* Seven statuses; S1 and the SDK list them but no source says which of ABNORMAL, ROLLBACK
+  or ABORTING are final. Only SUCCESS and FAILED are taken as final (:data:`FINAL`): a
+  status that might still move keeps the sub-job polled, so a later move is seen within one
+  poll interval. The phase (what rules match on) is a separate choice:
 
-  ========  =========  ==========================================================
-  status    phase      why
-  ========  =========  ==========================================================
-  WAITING   pending
-  RUNNING   running
-  SUCCESS   succeeded
-  FAILED    failed
-  ABNORMAL  failed     the job stopped in a broken state nothing resolves by itself:
-                       someone must act, so it alerts like a failure
-  ROLLBACK  running    rolling back is still changing; it ends in another status
-                       (a rule can still match the raw word ROLLBACK early)
-  ABORTING  running    a cancel in progress, still changing
-  ========  =========  ==========================================================
+  ========  =========  =====  ====================================================
+  status    phase      final  why
+  ========  =========  =====  ====================================================
+  WAITING   pending    no
+  RUNNING   running    no
+  SUCCESS   succeeded  yes
+  FAILED    failed     yes
+  ABNORMAL  failed     no     the job is in a broken state nothing documented
+                              resolves: it alerts like a failure, and is still
+                              polled (RUNNING → ABNORMAL → ROLLBACK → FAILED is seen
+                              step by step; the later FAILED is the same failure)
+  ROLLBACK  running    no     rolling back is still changing; it ends in another
+                              status (a rule can still match the raw word ROLLBACK)
+  ABORTING  running    no     a cancel in progress, still changing
+  (other)   other      no     a word no document names
+  ========  =========  =====  ====================================================
 
-  An ABNORMAL row is terminal here, so it is not asked for again until the next full sweep
-  (or a sibling's parent re-read): a later move out of ABNORMAL is seen that late.
 * Times: ``2022-03-07T10:40:43.858Z``. Failure text: ``error_message`` (not ``fail_reason``).
   ``job_resource_info`` → ``resource_id``/``resource_name``.
 
 **Cost**: with no status filter configured, each (job type × job id) stream is polled the
 narrow/full way of :mod:`watcher.sources.narrow`. ``status`` is single-valued, so the open
 listing is one listing per status in :data:`LISTED`: WAITING and RUNNING, the statuses every
-sub-job passes through first. ROLLBACK and ABORTING are open too (see the table) but are
-only reached from those (derived), so a sub-job in them is an active id missing from the
-open answer: it is re-read through its parent, ``job_id=<parent>`` with any status, as is
-every sub-job that left the open set. A sub-job first reached ROLLBACK/ABORTING unseen is
-found by the full sweep, like one that started and ended between polls. With
-``Target.statuses`` set, exactly those statuses are listed every poll (``complete=True``).
+sub-job passes through first. ABNORMAL, ROLLBACK and ABORTING are open too (not final) but
+are only reached from those (derived): a sub-job in one of them is an active id missing from
+the open answer, so it is re-read through its parent (``job_id=<parent>``, any status) on
+every poll, like every sub-job that left the listed statuses (a sub-job that stays ABNORMAL
+thus costs one request per poll for its parent, never more than a full listing, and keeps
+its target on the fast schedule: the price of not guessing finality). A sub-job first reached
+ABNORMAL/ROLLBACK/ABORTING unseen is found by the full sweep, like one that started and
+ended between polls. With ``Target.statuses`` set, exactly those statuses are listed every
+poll (``complete=True``).
 """
 
 from __future__ import annotations
@@ -52,7 +59,7 @@ import msgspec
 from watcher.errors import ConfigError
 from watcher.events import Entities, Phase
 from watcher.sources.base import FetchResult, Observation, Target
-from watcher.sources.fields import phase_of, text
+from watcher.sources.fields import is_final, phase_of, text
 from watcher.sources.narrow import SWEEP_SECONDS, ByParent, Clock, Narrow, per_status_cost
 from watcher.sources.paging import collect
 from watcher.sources.session import Session
@@ -74,6 +81,8 @@ PHASES: dict[str, Phase] = {
     "ROLLBACK": "running",
     "ABORTING": "running",
 }
+#: The ``JobDetailStatus`` words taken as final: the two every source documents as an end.
+FINAL: frozenset[str] = frozenset({"SUCCESS", "FAILED"})
 
 #: Documented ``job_type`` filter values (S1); others are still sent, the server decides.
 JOB_TYPES: tuple[str, ...] = (
@@ -115,6 +124,7 @@ def normalize(row: AppSubJob, parent: str | None = None) -> Observation:
         job_type=row.job_type or "",
         status=row.status,
         phase=phase_of(PHASES, row.status),
+        final=is_final(FINAL, row.status),
         begin_time=parse_time(row.begin_time),
         end_time=parse_time(row.end_time),
         error_code=text(row.error_code),
@@ -162,14 +172,14 @@ async def list_rows(session: Session, base: Params) -> tuple[list[AppSubJob], in
         body = await session.get(API, path, [*base, ("limit", str(limit)), ("offset", str(offset))], AppPage)
         return session.rows(API, "items", body.items, body.count), body.count
 
-    return await collect(page, limit=LIMIT)
+    return await collect(page, limit=LIMIT, api=API, project_id=session.target.project_id)
 
 
 class _Lister(ByParent[AppSubJob]):
     """How the narrow strategy lists a Workspace App stream: open = one listing per LISTED status."""
 
     limit = LIMIT
-    phases = PHASES
+    finals = FINAL
 
     async def listing(self, session: Session, base: Params) -> tuple[list[AppSubJob], int | None]:
         return await list_rows(session, base)
