@@ -363,8 +363,6 @@ def _validate(cfg: Config, text: str, file: str) -> None:
                 fail(f"{section}.{k}", str(e))
             if seconds <= 0 and f"{section}.{k}" in _POSITIVE_DURATIONS:
                 fail(f"{section}.{k}", f"must be longer than 0, got {getattr(sub, k)!r}")
-    if (problem := broker_url_problem(cfg.broker.url)) is not None:
-        fail("broker.url", problem)
     for svc, url in cfg.cloud.endpoints.items():
         if svc not in SERVICES:
             fail(f"cloud.endpoints.{svc}", f"unknown service; expected {', '.join(SERVICES)} "
@@ -405,25 +403,6 @@ def _validate(cfg: Config, text: str, file: str) -> None:
     if not cfg.app.track_topic:  # refused, not ignored: a worker follows the track topic whatever this says
         fail("app.track_topic", "false is not supported yet: every worker follows <topic_prefix>.track")
     _validate_channels(cfg, fail)
-
-
-#: Schemes a ``[broker] url`` may have (Faust's name for its aiokafka transport).
-BROKER_SCHEMES: tuple[str, ...] = ("kafka",)
-_HOST_PORT = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:\d{1,5}$")
-
-
-def broker_url_problem(url: str) -> str | None:
-    """Why ``url`` is not a Kafka bootstrap URL (``kafka://host:port[,host:port]``), or None."""
-    if not url:
-        return None  # the embedded broker
-    scheme, sep, rest = url.partition("://")
-    expected = f"expected {' or '.join(s + '://' for s in BROKER_SCHEMES)}HOST:PORT (a Kafka bootstrap address)"
-    if not sep or scheme not in BROKER_SCHEMES:
-        return f"{expected}, got {url!r}"
-    hosts = [h.removeprefix(f"{scheme}://") for h in re.split(r"[;,]", rest)]
-    if not all(_HOST_PORT.match(h) for h in hosts):
-        return f"{expected}, got {url!r}: each broker needs a host and a port"
-    return None
 
 
 def _validate_channels(cfg: Config, fail: Callable[[str, str], None]) -> None:

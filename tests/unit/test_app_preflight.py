@@ -120,8 +120,9 @@ def test_every_tool_says_it_cannot_reach_the_broker(tool: tuple[str, ...], tmp_p
     """Before: a traceback (KafkaConnectionError) after aiokafka's timeouts; `silence list` hung 31 s."""
     port = free_port()
     path = tmp_path / "w.toml"
+    (tmp_path / "r.yaml").write_text("rules:\n  - name: any-failed\n    when: failed\n")
     path.write_text(f'[broker]\nurl = "kafka://127.0.0.1:{port}"\n\n[[watch]]\nsource = "evs"\nregion = "cn-north-4"\n'
-                    'projects = ["p1"]\n')  # fmt: skip
+                    'projects = ["p1"]\n[rules]\nfiles = ["r.yaml"]\n[[notify.targets]]\nurl = "console://"\n')  # fmt: skip
     out = subprocess.run([sys.executable, "-m", "watcher.cli", *tool, "--config", str(path)], capture_output=True,
                          text=True, cwd=ROOT, timeout=30)  # fmt: skip
     assert (out.returncode, out.stdout, out.stderr) == (
@@ -131,10 +132,13 @@ def test_every_tool_says_it_cannot_reach_the_broker(tool: tuple[str, ...], tmp_p
 def test_config_check_broker_says_it_cannot_reach_the_broker(tmp_path: Path) -> None:
     port = free_port()
     path = tmp_path / "w.toml"
-    path.write_text(f'[broker]\nurl = "kafka://127.0.0.1:{port}"\n')
+    (tmp_path / "r.yaml").write_text("rules:\n  - name: any-failed\n    when: failed\n")
+    path.write_text(f'[broker]\nurl = "kafka://127.0.0.1:{port}"\n[rules]\nfiles = ["r.yaml"]\n'
+                    '[[notify.targets]]\nurl = "console://"\n')  # fmt: skip
     out = subprocess.run([sys.executable, "-m", "watcher.cli", "config", "check", "--broker", str(path)],
                          capture_output=True, text=True, cwd=ROOT, timeout=30)  # fmt: skip
     assert out.returncode == 2
-    assert out.stdout == (f"{path}: ok (0 targets, 1 rule files)\n"
-                          f"broker: 127.0.0.1:{port} (PLAINTEXT; topics created by watcher)\n")  # fmt: skip
+    lines = out.stdout.splitlines()
+    assert lines[0] == f"{path}: ok (0 poll targets, 1 rule in 1 rule file, 1 notification target)"
+    assert lines[-1] == f"broker: 127.0.0.1:{port} (PLAINTEXT; topics created by watcher)"
     assert out.stderr == f"watcher: error: cannot reach the broker at 127.0.0.1:{port} (connection refused)\n"

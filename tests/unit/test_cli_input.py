@@ -36,8 +36,7 @@ BAD_CONFIGS = {
                        "{path}:2: notify.apprise_config: no usable notification URL in {dir}/broken.yaml (not Apprise "
                        "YAML or TEXT, or no URL in it parses)"),
     "broker_url": ('[broker]\nurl = "http://kafka:9092"\n',
-                   "{path}:2: broker.url: expected kafka://HOST:PORT (a Kafka bootstrap address), got "
-                   "'http://kafka:9092'"),
+                   "{path}:2: broker.url: unknown scheme 'http://'; expected kafka://host:port"),
     "region": ('[[watch]]\nsource = "evs"\nregion = "mars-1"\nprojects = ["p1"]\n',
                "{path}:3: watch[0].region: unknown region 'mars-1' for evs, not one of the SDK's 34 (did you mean "
                "'me-east-1'?); for another region set [cloud] endpoints.evs or HUAWEICLOUD_SDK_REGION_EVS_MARS_1"),

@@ -142,12 +142,18 @@ def check(path: Path, *flags: str, env: dict[str, str]) -> subprocess.CompletedP
                           capture_output=True, text=True, cwd=ROOT, timeout=60, env={**os.environ, **env})  # fmt: skip
 
 
+def routed(tmp_path: Path) -> str:
+    """A rule file and a target, so that `config check` has nothing but the broker to talk about."""
+    (tmp_path / "r.yaml").write_text("rules:\n  - name: any-failed\n    when: failed\n")
+    return '[rules]\nfiles = ["r.yaml"]\n[[notify.targets]]\nurl = "console://"\n'
+
+
 def test_config_check_shows_the_broker_security_with_the_password_masked(tmp_path: Path) -> None:
     path = tmp_path / "w.toml"
-    path.write_text(SASL + 'sasl_password_env = "KAFKA_PW_UNIT"\n')
+    path.write_text(routed(tmp_path) + SASL + 'sasl_password_env = "KAFKA_PW_UNIT"\n')
     out = check(path, env={"KAFKA_PW_UNIT": "hunter2-SECRET"})
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[1] == (
+    assert [line for line in out.stdout.splitlines() if line.startswith("broker: ")][0] == (
         "broker: k1:9093 (SASL_SSL, SCRAM-SHA-512 as 'watcher', password ****** from $KAFKA_PW_UNIT (set), "
         "CA the system trust store; topics created by watcher)"
     )
@@ -156,11 +162,11 @@ def test_config_check_shows_the_broker_security_with_the_password_masked(tmp_pat
 
 def test_config_check_says_when_the_password_variable_is_unset(tmp_path: Path) -> None:
     path = tmp_path / "w.toml"
-    path.write_text(SASL + 'sasl_password_env = "KAFKA_PW_UNSET"\n')
+    path.write_text(routed(tmp_path) + SASL + 'sasl_password_env = "KAFKA_PW_UNSET"\n')
     out = check(path, env={})
     assert out.returncode == 0, out.stderr  # the file is fine; the machine that runs watcher needs the variable
     assert "password ****** from $KAFKA_PW_UNSET (NOT SET: `watcher run` will refuse to start)" in out.stdout
     out = check(path, "--broker", env={})  # connecting needs it: one line, exit 2, before any connection
     assert out.returncode == 2
-    assert out.stderr == (f"watcher: error: {path}:6: broker.sasl_password_env: the environment variable "
+    assert out.stderr == (f"watcher: error: {path}:10: broker.sasl_password_env: the environment variable "
                           "KAFKA_PW_UNSET is not set: the SASL password comes from the environment only\n")  # fmt: skip

@@ -53,7 +53,7 @@ def toml_keys(data: Any, prefix: str = "") -> set[str]:
     for item in items:
         for key, value in item.items():
             dotted = f"{prefix}{key}"
-            if isinstance(value, dict) and dotted != "cloud.endpoints":  # a map of services, a leaf here
+            if isinstance(value, dict) and dotted not in ("cloud.endpoints", "notify.links"):  # maps: leaves here
                 out |= toml_keys(value, f"{dotted}.")
             elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
                 out |= toml_keys(value, f"{dotted}.")

@@ -193,6 +193,6 @@ async def test_through_the_poller_ids_not_reached_keep_their_state_and_stay_trac
     assert await poll() == [(j, None, "RUNNING") for j in ids(5)[3:]]
     client.status.update(j000="FAIL", j004="FAIL")
     assert await poll() == [("j000", "RUNNING", "FAIL")]  # j000 is the least recently fetched
-    assert store.target_state(t.id).active == ids(5)[1:]
+    assert store.open_jobs(t.id) == ids(5)[1:]
     assert await poll() == [("j004", "RUNNING", "FAIL")]
-    assert store.target_state(t.id).active == ids(5)[1:4]
+    assert store.open_jobs(t.id) == ids(5)[1:4]

@@ -19,6 +19,7 @@ from tests.unit.test_sources import PID, FakeClient, Params, app_rows, target, t
 from watcher import events
 from watcher.errors import MalformedResponse
 from watcher.poller.loop import Intervals, MemoryStore, poll_target
+from watcher.poller.schedule import TargetState
 from watcher.sources.base import Target
 from watcher.sources.paging import check_page, collect
 from watcher.sources.script import ScriptSource
@@ -133,7 +134,7 @@ async def test_truncated_page_keeps_every_job_and_publishes_nothing(api: Any) ->
 
     src, t = _source_and_target(source)
     t = Target(source=t.source, region=t.region, project_id=t.project_id, job_types=t.job_types)  # narrow/full strategy
-    client, store = FakeClient(handler=answer), MemoryStore()
+    client, store, state = FakeClient(handler=answer), MemoryStore(), TargetState()
     published: list[events.JobEvent] = []
 
     async def publish(batch: Sequence[events.JobEvent]) -> None:
@@ -141,7 +142,7 @@ async def test_truncated_page_keeps_every_job_and_publishes_nothing(api: Any) ->
 
     async def poll() -> tuple[list[tuple[str, str | None, str]], str | None]:
         published.clear()
-        out = await poll_target(t, src, client, store, publish, intervals=Intervals(), force=True)
+        out = await poll_target(t, src, client, store, publish, intervals=Intervals(), force=True, state=state)
         return sorted((e.job_id, e.prev_status, e.status) for e in published), out.error
 
     first = rows[0]["id"], rows[1]["id"]
@@ -153,8 +154,7 @@ async def test_truncated_page_keeps_every_job_and_publishes_nothing(api: Any) ->
         assert (
             error == f"malformed {api_name} response: no rows at offset 0 but a total of 2 api={api_name} project={PID}"
         )
-    st = store.target_state(t.id)
-    assert (st.active, st.failures) == (sorted(first), 3)
+    assert (store.open_jobs(t.id), state.failures) == (sorted(first), 3)
     assert [store.job_state(t.id, j).status for j in first] == ["RUNNING", "RUNNING"]
     truncate[0] = False
     assert await poll() == ([], None)  # nothing vanished, so nothing came back

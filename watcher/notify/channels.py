@@ -76,6 +76,8 @@ class ChannelSet:
         """The channels a notification with ``tags`` goes to (its rule's, an escalation step's, or
         the default route when it has none), in config order."""
         wanted = tuple(tags) or self.default_tags
+        if not wanted:  # no tags and no default_tags: the root route reaches every target
+            return list(self.channels)
         return [c for c in self.channels if routes_to(c, wanted)]
 
     def get(self, target_id: str) -> Channel | None:

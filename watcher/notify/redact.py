@@ -73,7 +73,7 @@ def mask_url(url: str) -> str:
 
 def mask_http_url(url: str) -> str:
     """The safe display form of a plain http(s) URL (a ``kind = "webhook"`` target): scheme,
-    host and port, the path with token-like segments shortened; no user info, no query."""
+    host and port, every path segment masked (as :func:`mask_plugin`); no user info, no query."""
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
@@ -82,7 +82,7 @@ def mask_http_url(url: str) -> str:
         return REDACTED
     if parts.scheme not in ("http", "https") or not host:
         return REDACTED
-    path = "/".join(seg[:3] + "…" if _looks_secret(seg) else seg for seg in parts.path.split("/"))
+    path = "/".join(_MASK if seg else seg for seg in parts.path.split("/"))
     return f"{parts.scheme}://{host}{port}{path}"
 
 
