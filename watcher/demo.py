@@ -105,48 +105,31 @@ def summary_lines(stats: Any, elapsed: float, webhook: int, mail: int) -> list[s
     """The demo summary: every alert fired is accounted for, by the named counters of
     :class:`watcher.app.metrics.Stats` (see :meth:`Stats.explained`)."""
     fate = stats.explained()
-    lines = [
+    return [
         f"  polls {stats.polls}  events {stats.events}  alerts fired {stats.fired}, of which:",
         "    " + "  ".join(f"{name} {n}" for name, n in fate.items()),
-        "    (grouped alerts go out as one message per group; silenced and inhibited ones are recorded on the "
-        "decisions topic; pending ones were not delivered yet when the demo stopped)",
-        f"  messages delivered {stats.sent}: {fate['delivered']} alerts, {stats.group_messages} group messages, "
-        f"{stats.notices} self-health notices",
+        "    (paged: opened an incident; merged: joined one already open, so one failure is one page;",
+        "     grouped: one message per group; silenced and inhibited: recorded on the decisions topic;",
+        "     pending: not at their incident yet when the demo stopped)",
+        f"  incidents opened {stats.opened}, updated {stats.updated} (cards edit themselves; mail and webhooks "
+        f"hear only new failures), resolved {stats.resolved}",
+        f"  notifications delivered {stats.sent} ({stats.group_messages} group messages, {stats.notices} "
+        f"self-health notices)  dead-lettered {stats.dead}",
         f"  webhook received {webhook}  mailbox received {mail}",
         f"  ran {elapsed:.0f}s",
     ]
-    return lines
 
 
-def count_fates(app: Any, config: Config) -> None:
-    """Feed the Stats counters the pipeline does not bump itself yet: decisions (silenced,
-    inhibited), alerts held in groups, and what kind of message each delivery was."""
-    from watcher import events as ev
+def show_incidents(app: Any, stamp: Any) -> None:
+    """Print each incident change as it is made: openings, and the updates that edit a card in
+    place (the console is no chat, so the demo says what a Slack card would show)."""
+    def said(note: Any) -> None:
+        if note.kind == "open":
+            return  # the console target prints the page itself
+        what = {"update": "updated", "resolve": "resolved", "escalate": "escalated", "remind": "reminder"}[note.kind]
+        _say(f"{stamp()}  incident {what:<9} {note.incident.title[:70]}: {note.change[:90]}")
 
-    comps = app.watcher_components
-    stats = comps.stats
-    prefix, n = config.broker.topic_prefix, config.broker.partitions
-    raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-
-    @app.agent(app.topic(f"{prefix}.decisions", partitions=n, **raw), name="demo-count-decisions")
-    async def decisions(stream: Any) -> None:
-        async for value in stream:
-            record = ev.decode(value)
-            if isinstance(record, ev.Decision) and record.result in ("silenced", "inhibited"):
-                setattr(stats, record.result, getattr(stats, record.result) + 1)
-
-    @app.agent(app.topic(f"{prefix}.grouping", partitions=n, **raw), name="demo-count-grouped")
-    async def grouped(stream: Any) -> None:
-        async for _value in stream:
-            stats.grouped += 1
-
-    def delivered(alert: Any) -> None:
-        if "|group@" in alert.key:
-            stats.group_messages += 1
-        elif alert.rule.startswith("watcher-"):
-            stats.notices += 1
-
-    comps.delivered_hooks.append(delivered)
+    app.watcher_components.incident_hooks.append(said)
 
 
 def run_demo(duration: float | None = None, log_level: str = "WARNING") -> int:
@@ -219,7 +202,7 @@ def run_demo(duration: float | None = None, log_level: str = "WARNING") -> int:
 
     def on_app(app: Any) -> None:
         app_ref["app"] = app
-        count_fates(app, config)
+        show_incidents(app, stamp)
         if duration:
             @app.task
             async def stop_after() -> None:

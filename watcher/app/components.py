@@ -77,6 +77,7 @@ class Components:
     _ruleset: Any
     metrics: Metrics = field(default_factory=Metrics)
     delivered_hooks: list[Callable[[Notification], None]] = field(default_factory=list)
+    incident_hooks: list[Callable[[Notification], None]] = field(default_factory=list)  # each one made
     silences: list[Silence] = field(default_factory=list)  # the rule files' own
     stats: Stats = field(init=False)
     _sources: dict[str, Any] = field(default_factory=dict)
@@ -121,7 +122,10 @@ class Components:
 
     def on_delivered(self, notification: Notification) -> None:
         for hook in self.delivered_hooks:
-            hook(notification)
+            try:
+                hook(notification)
+            except Exception:  # an observer's bug must not look like a failed delivery
+                log.exception("a delivered-hook failed on %s", notification.key)
 
 
 def build_client(config: Config) -> Any:

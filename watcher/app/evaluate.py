@@ -172,14 +172,18 @@ class EvaluateStage:
 
     async def admit(self, rule: CompiledRule, alert: ev.Alert, now: datetime) -> None:
         """silence → group or send (DryRun._admit; dedup is the notifier's per-key delivery)."""
-        self.comps.stats.fired += 1
+        stats = self.comps.stats
+        stats.fired += 1
         if (s := silenced_by(alert, self.silences.all(), now)) is not None:
+            stats.silenced += 1
             await self._record(alert, "silenced", s.describe(), now)
             return
         if (i := inhibit.inhibited_by(alert, self.inhibitions.all(), now)) is not None:
+            stats.inhibited += 1
             await self._record(alert, "inhibited", i.describe(), now)
             return
         if rule.options.grouping is not None:
+            stats.grouped += 1
             key, _ = grouping.group_key(alert, rule.options.grouping)
             await self.grouping_topic.send(key=key.encode(), value=ev.encode(alert))
             return

@@ -131,7 +131,7 @@ class IncidentStage:
                 _, before, current, intents = work.get(incident_id) or (partition, *(2 * (self.get(incident_id),)), [])
                 if isinstance(record, ev.Alert):
                     current, said = apply_alert(current, record, now)
-                    self.comps.stats.fired += 1
+                    self._count_alert(record, said)
                 else:
                     if record.kind == "silence" and current is not None and record.id not in _actions(current):
                         silences.append(similar_for(current, record))
@@ -165,6 +165,17 @@ class IncidentStage:
             self._put(incident, incident_id, partition)
         return made
 
+    def _count_alert(self, alert: ev.Alert, said: list[Intent]) -> None:
+        stats = self.comps.stats
+        if alert.incident_kind == "group":
+            stats.group_messages += 1  # its member alerts were counted as grouped
+        elif alert.incident_kind == "health":
+            stats.notices += 1
+        elif any(i.kind == "open" for i in said):
+            stats.paged += 1
+        else:
+            stats.merged += 1
+
     def _count(self, note: ev.Notification) -> None:
         stats = self.comps.stats
         if note.kind == "open":
@@ -174,6 +185,8 @@ class IncidentStage:
         elif note.audience == "editable":
             stats.updated += 1
         log.info("incident %s: %s (%s) %s", note.incident.id, note.kind, note.audience, note.change)
+        for hook in self.comps.incident_hooks:
+            hook(note)
 
     # -- the timer ---------------------------------------------------------------------------
 

@@ -42,7 +42,7 @@ from prometheus_client.registry import Collector
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 #: Alert outcomes always exported (at 0 until they happen), so dashboards see the series.
-ALERT_OUTCOMES = ("sent", "deduplicated", "silenced", "inhibited", "grouped", "dead_lettered")
+ALERT_OUTCOMES = ("sent", "deduplicated", "silenced", "inhibited", "grouped", "dead_lettered", "paged", "merged")
 
 _POLL_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -245,17 +245,19 @@ class Stats:
         "escalated": lambda m, n: m.incidents.labels("escalate", "all").inc(n),
         "inhibited": lambda m, n: m.alerts.labels("inhibited").inc(n),
         "grouped": lambda m, n: m.alerts.labels("grouped").inc(n),  # held in a group; its message is sent
-        "group_messages": lambda m, n: None,  # delivered messages standing for a group (in "sent")
-        "notices": lambda m, n: None,  # delivered self-health notices (in "sent"; not fired by a rule)
+        "group_messages": lambda m, n: None,  # group messages taken by an incident (their members: "grouped")
+        "notices": lambda m, n: None,  # self-health alerts taken by an incident (not fired by a rule)
+        "paged": lambda m, n: m.alerts.labels("paged").inc(n),  # opened an incident: a page
+        "merged": lambda m, n: m.alerts.labels("merged").inc(n),  # joined an open incident: no new page
     }
 
     def explained(self) -> dict[str, int]:
-        """What became of every alert the rules fired, by name: each one is delivered (alone),
-        grouped, silenced, inhibited, dead-lettered or still pending (published, not delivered
-        yet). The demo prints this; tests assert it adds up."""
-        alone = max(0, self.sent - self.group_messages - self.notices)
-        settled = {"delivered": alone, "grouped": self.grouped, "silenced": self.silenced,
-                   "inhibited": self.inhibited, "dead-lettered": self.dead}
+        """What became of every alert the rules fired, by name: it opened an incident (a page),
+        joined one already open (no second page: one failure, one page), was grouped, silenced,
+        inhibited, or is still pending (on its way to its incident). The demo prints this; tests
+        assert it adds up."""
+        settled = {"paged": self.paged, "merged": self.merged, "grouped": self.grouped,
+                   "silenced": self.silenced, "inhibited": self.inhibited}
         return {**settled, "pending": max(0, self.fired - sum(settled.values()))}
 
     def __init__(self, metrics: Metrics | None = None, **initial: int) -> None:
