@@ -188,8 +188,23 @@ def cmd_dlq_replay(args: argparse.Namespace) -> int:
     n, refused = asyncio.run(replay(load_config(args.config), args.key or ()))
     for line in refused:
         print(f"watcher: {line}", file=sys.stderr)
-    print(f"replayed {n} alert(s); each is delivered once, to the targets that have not accepted it yet")
+    print(f"replayed {n} notification(s); each is delivered once, to the targets that have not accepted it yet")
     return 1 if refused else 0
+
+
+def cmd_act(args: argparse.Namespace) -> int:
+    from watcher.app.actions import act, snooze_until
+    from watcher.config import load_config
+    from watcher.duration import parse_duration
+
+    until = snooze_until(parse_duration(args.for_)) if args.command == "snooze" else None
+    kind = {"ack": "ack", "unack": "unack", "snooze": "snooze"}[args.command]
+    incident, action = asyncio.run(act(load_config(args.config), args.incident, kind, by=args.by, until=until,
+                                       comment=args.comment))  # fmt: skip
+    done = {"ack": "acknowledged", "unack": "acknowledgement withdrawn on", "snooze": "snoozed"}[kind]
+    span = f" until {until:%Y-%m-%d %H:%M} UTC" if until else ""
+    print(f"{done} incident {incident.id}{span} (by {action.by}; the incident stage applies it within seconds)")
+    return 0
 
 
 def cmd_silence_add(args: argparse.Namespace) -> int:
@@ -359,6 +374,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("id", help="a silence id from `silence list`")
     s.add_argument("--config", required=True)
     s.set_defaults(func=cmd_silence_expire)
+
+    for name, what in (("ack", "acknowledge an incident: no reminders or escalation until it resolves"),
+                       ("unack", "withdraw an acknowledgement"),
+                       ("snooze", "hold an incident's reminders and escalation for a while")):
+        s = sub.add_parser(name, help=what)
+        s.add_argument("incident", help="an incident id, or a prefix only it has (from a message or the status page)")
+        if name == "snooze":
+            s.add_argument("--for", dest="for_", default="1h", type=silence_duration, metavar="DURATION",
+                           help="e.g. 30m, 4h (default 1h)")
+            s._negative_number_matcher = re.compile(r"^-\d")
+        s.add_argument("--by", default=None, help="who (default: your user name)")
+        s.add_argument("--comment", default="", help="why")
+        s.add_argument("--config", required=True)
+        s.set_defaults(func=cmd_act)
 
     notify = sub.add_parser("notify", help="notification tools").add_subparsers(dest="sub", required=True, metavar="SUB")
     s = notify.add_parser("test", help="send a test message to the targets with a tag; print per-target results")

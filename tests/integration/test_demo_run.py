@@ -36,14 +36,15 @@ def test_the_demo_uses_its_own_keys_stops_on_time_and_explains_every_alert(tmp_p
     assert "Traceback" not in text and "BuildBackendWarning" not in text
     assert summary_at is not None and summary_at >= DURATION, text[-3000:]  # not before the deadline
     start = lines.index("demo summary")
-    summary = lines[start + 1:start + 7]
+    summary = lines[start + 1:start + 11]
     fired = int(re.fullmatch(r"  polls \d+  events \d+  alerts fired (\d+), of which:", summary[0]).group(1))
     fate = dict((name, int(n)) for name, n in re.findall(r"([a-z-]+) (\d+)", summary[1]))
-    assert list(fate) == ["delivered", "grouped", "silenced", "inhibited", "dead-lettered", "pending"]
+    assert list(fate) == ["paged", "merged", "grouped", "silenced", "inhibited", "pending"]
     assert fired > 0, "no alert with the user's keys in the environment: the demo used them, not the simulator's"
     assert sum(fate.values()) == fired, summary
-    assert re.fullmatch(rf"  messages delivered \d+: {fate['delivered']} alerts, \d+ group messages, \d+ self-health "
-                        r"notices", summary[3]), summary[3]
-    hooks = int(re.fullmatch(r"  webhook received (\d+)  mailbox received \d+", summary[4]).group(1))
+    assert re.fullmatch(r"  incidents opened (\d+), updated \d+ .*, resolved \d+", summary[5]), summary[5]
+    assert re.fullmatch(r"  notifications delivered \d+ \(\d+ group messages, \d+ self-health notices\)  "
+                        r"dead-lettered \d+", summary[6]), summary[6]
+    hooks = int(re.fullmatch(r"  webhook received (\d+)  mailbox received \d+", summary[7]).group(1))
     assert hooks > 0
-    assert summary[5] == f"  ran {DURATION}s"
+    assert summary[8] == f"  ran {DURATION}s"

@@ -66,14 +66,14 @@ async def test_dead_letters_list_and_replay_exactly_once(broker, tmp_path: Path)
         listed = cli("dlq", "list", "--config", str(cfg))
         assert listed.returncode == 0, listed.stderr
         assert f"{len(failing)} dead letter(s)" in listed.stdout
-        assert all(d.alert.key in listed.stdout for d in dead)
+        assert all(d.key in listed.stdout for d in dead)
         assert "DLQSECRET4242" not in listed.stdout + listed.stderr  # targets are shown masked
 
         sink.fail_always = False
         for _ in range(2):  # replaying twice still delivers each alert once
             out = cli("dlq", "replay", "--config", str(cfg))
             assert out.returncode == 0, out.stderr
-            assert f"replayed {len(failing)} alert(s)" in out.stdout
+            assert f"replayed {len(failing)} notification(s)" in out.stdout
             await wait_for(lambda: len(sink.received) >= len(failing), 60, "replayed alerts at the sink", worker)
         await asyncio.sleep(3)  # a second delivery would arrive now
         assert sorted(r.body["title"] for r in sink.received) == sorted(d.alert.title for d in dead)

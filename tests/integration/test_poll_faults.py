@@ -19,6 +19,7 @@ import pytest
 from watcher.cloud.client import CloudClient, RetryPolicy
 from watcher.cloud.credentials import Credentials
 from watcher.poller.loop import Intervals, MemoryStore, PollOutcome, poll_target
+from watcher.poller.schedule import TargetState
 from watcher.simulator import DEFAULT_AK, DEFAULT_SK
 from watcher.simulator.scenario import Fault, parse_scenario
 from watcher.simulator.server import small_scenario_path, start_simulator
@@ -117,18 +118,18 @@ async def test_bad_credentials_give_one_clear_error_without_secrets(bad, caplog)
     caplog.set_level(logging.DEBUG)
     try:
         async with client_for(running.url, ak=ak, sk=sk) as client:
-            store = MemoryStore()
+            store, state = MemoryStore(), TargetState()
             target = Target(source="workspace", region="cn-north-4", project_id=running.projects[0])
 
             async def publish(batch):
                 raise AssertionError("nothing may be published")
 
             out: PollOutcome = await poll_target(
-                target, get_source("workspace"), client, store, publish, intervals=INTERVALS, force=True
+                target, get_source("workspace"), client, store, publish, intervals=INTERVALS, force=True, state=state
             )
         assert out.error and "authentication failed" in out.error
         assert "workspace.list_sub_jobs" in out.error and running.projects[0] in out.error
-        everything = out.error + "\n".join(r.getMessage() for r in caplog.records) + repr(client) + repr(store.targets)
+        everything = out.error + "\n".join(r.getMessage() for r in caplog.records) + repr(client) + repr(state) + repr(store.jobs)
         assert sk not in everything
         if bad == "ak":
             assert ak not in everything

@@ -33,6 +33,7 @@ from tests.kafka.plan_runner import Plan, apply_plan, parse_plan
 from watcher import events as ev
 from watcher.app.topics import ensure_topics, topic_specs
 from watcher.config import load_config
+from watcher.incidents.model import standalone
 from watcher.rules.templates import utc
 from watcher.simulator import DEFAULT_AK, DEFAULT_SK
 
@@ -151,24 +152,26 @@ async def test_every_cli_tool_works_over_sasl_ssl(secure_kafka: SecureLeg, tmp_p
                         "job-9"), job_id="job-9", job_type="extendVolume", status="FAIL", phase="failed",
                         observed_at=now)  # fmt: skip
     alert = ev.Alert(key=f"volume-failed|{event.job_key}", rule="volume-failed", title="[FAIL] job-9", body="b",
-                     event=event, fired_at=now)  # fmt: skip
-    wanted = {f"{prefix}.dlq", f"{prefix}.events", f"{prefix}.alerts"}
+                     event=event, fired_at=now, incident=f"volume-failed|{event.incident_subject}")  # fmt: skip
+    note = standalone(alert, now)
+    wanted = {f"{prefix}.dlq", f"{prefix}.events", f"{prefix}.alerts", f"{prefix}.notifications"}
     await ensure_topics(conn, [s for s in topic_specs(config) if s.name in wanted])
     producer = conn.producer()
     await producer.start()
     try:
-        dead = ev.DeadLetter(alert=alert, reason="http_5xx", attempts=2, failed_at=now)
-        await producer.send_and_wait(f"{prefix}.dlq", ev.encode(dead), key=alert.key.encode())
+        dead = ev.DeadLetter(notification=note, reason="http_5xx", attempts=2, failed_at=now)
+        await producer.send_and_wait(f"{prefix}.dlq", ev.encode(dead), key=note.key.encode())
         await producer.send_and_wait(f"{prefix}.events", ev.encode(event), key=event.job_key.encode())
+        await producer.send_and_wait(f"{prefix}.alerts", ev.encode(alert), key=alert.incident.encode())
     finally:
         await producer.stop()
 
     dlq = cli(secure_kafka, "dlq", "list", "--config", str(cfg))
-    assert dlq.returncode == 0 and dlq.stdout.startswith("1 dead letter(s):\n") and alert.key in dlq.stdout, dlq.stderr
+    assert dlq.returncode == 0 and dlq.stdout.startswith("1 dead letter(s):\n") and note.key in dlq.stdout, dlq.stderr
     replayed = cli(secure_kafka, "dlq", "replay", "--config", str(cfg))
-    assert replayed.returncode == 0 and replayed.stdout.startswith("replayed 1 alert(s)"), replayed.stderr
-    [again] = await read_topic(conn, f"{prefix}.alerts", until=lambda r: len(r) >= 1, timeout=30)
-    assert (again.key, again.replay) == (alert.key, True)
+    assert replayed.returncode == 0 and replayed.stdout.startswith("replayed 1 notification(s)"), replayed.stderr
+    [again] = await read_topic(conn, f"{prefix}.notifications", until=lambda r: len(r) >= 1, timeout=30)
+    assert (again.key, again.replay) == (note.key, True)
 
     story = cli(secure_kafka, "explain", event.job_key, "--config", str(cfg))
     assert story.returncode == 0, story.stderr

@@ -11,8 +11,8 @@ from watcher.app.kafka import KafkaConnection
 
 
 class TopicCollector:
-    def __init__(self, conn: KafkaConnection, topic: str, partitions: int = 4) -> None:
-        self.conn, self.topic, self.partitions = conn, topic, partitions
+    def __init__(self, conn: KafkaConnection, topic: str, partitions: int = 4, decode: Any = ev.decode) -> None:
+        self.conn, self.topic, self.partitions, self.decode = conn, topic, partitions, decode
         self.records: list[Any] = []
         self._task: asyncio.Task[None] | None = None
         self._consumer: Any = None
@@ -35,7 +35,7 @@ class TopicCollector:
         while True:
             batch = await self._consumer.getmany(timeout_ms=200)
             for msgs in batch.values():
-                self.records.extend(ev.decode(m.value) for m in msgs)
+                self.records.extend(self.decode(m.value) for m in msgs if m.value is not None)
 
     async def stop(self) -> None:
         if self._task:
