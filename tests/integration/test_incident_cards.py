@@ -172,7 +172,7 @@ async def test_a_failing_batch_is_one_card_edited_in_place_and_each_failure_reac
     worker = rig.worker(cfg)
     await wait_for(lambda: "polling" in worker.output(), 60, "the worker polling", worker)
     await advance(running, 12.0)
-    names = {d.name for d in desktops}
+    names = {d.desktop_name for d in desktops}
 
     def listed() -> set[str]:
         return {n for n in names if rig.cards() and n in text_of(rig.cards()[0])}

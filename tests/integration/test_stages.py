@@ -135,9 +135,14 @@ async def test_a_failing_batch_becomes_one_grouped_message(rig: Rig) -> None:
     group = f"batch-failed|firing|project_id={P1}|job_type=createDesktops|parent_job_id={desktop.job_id}"
     story = watcher_cli("explain", key, "--config", str(cfg)).splitlines()
     assert story[0] == f"job {key} (live, from the {rig.prefix}.* topics)"
-    assert story[1].endswith(" UTC  FAILED (first seen): batch-failed") and len(story) == 5, story
-    assert story[2:4] == [f"alert batch-failed|{key}|->FAILED|firing (batch-failed, firing)", f"    grouped in {group}"]
-    assert story[4].startswith(f"    group message {group}|group@") and story[4].endswith("#1: delivered"), story
+    assert story[1].endswith(" UTC  FAILED (first seen): batch-failed") and len(story) == 9, story
+    own = story.index(f"alert batch-failed|{key}|->FAILED|firing (batch-failed, firing)")
+    assert story[own + 1] == f"    grouped in {group}"
+    [incident] = [line for line in story if line.startswith("incident ")]
+    assert incident.startswith(f"incident {group}|group@") and incident.endswith(f"(batch-failed, firing, {n} job(s))")
+    opened = story.index(incident) + 1
+    assert story[opened].startswith("    open 1/1 to every target: ")
+    assert story[opened + 1] == f"        delivered to json://127.0.0.1:{sink.port}/****", story
 
 
 SILENCED_RULES = """\
