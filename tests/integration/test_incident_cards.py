@@ -21,7 +21,6 @@ the pipeline's own account of itself.
 from __future__ import annotations
 
 import asyncio
-import email
 import json
 import subprocess
 import sys
@@ -252,16 +251,17 @@ async def test_a_stuck_job_card_is_edited_to_resolved_and_its_mail_threads(rig: 
     await wait_for(lambda: "polling" in worker.output(), 60, "the worker polling", worker)
     await advance(running, 2.0)  # RUNNING from 1 s
     await rig.slack.wait_for(lambda: len(rig.cards()) == 1, 60)  # stuck after 3 s of real time
-    await wait_for(lambda: len(mailbox.received) == 1, 30, "the stuck mail", worker)
+    await wait_for(lambda: len(mailbox.mails) == 1, 30, "the stuck mail", worker)
     await advance(running, 14.0, step=4.0)  # SUCCESS at 13 s: the job moved on
     await rig.slack.wait_for(lambda: "RESOLVED" in text_of(rig.cards()[0]), 60)
-    await wait_for(lambda: len(mailbox.received) == 2, 30, "the resolved mail", worker)
+    await wait_for(lambda: len(mailbox.mails) == 2, 30, "the resolved mail", worker)
     [card] = rig.cards()
     assert len(rig.slack.replies(OPS, card.ts)) == card.edits == 1
-    opened, resolved = (email.message_from_string(m.data) for m in mailbox.received)
+    opened, resolved = (m.message for m in mailbox.mails)
     assert opened["Message-ID"] and resolved["In-Reply-To"] == opened["Message-ID"]
     assert opened["Message-ID"] in resolved["References"]
-    assert "[RESOLVED]" in resolved["Subject"] or "resolved" in resolved["Subject"].lower()
+    assert resolved["Subject"] == f"Re: {opened['Subject']}"  # one thread, one subject
+    assert "resolved" in mailbox.mails[1].text.lower() and "resolved" not in mailbox.mails[0].text.lower()
 
 
 # -- acting on incidents, and escalation -----------------------------------------------------------

@@ -25,6 +25,17 @@ NEEDS = "acting on an incident needs"
 _dec = msgspec.json.Decoder(ev.Incident)
 
 
+def _key(raw: bytes | None) -> str:
+    """A table changelog's key: Faust writes str keys as JSON strings."""
+    if not raw:
+        return ""
+    try:
+        value = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return raw.decode(errors="replace")
+    return value if isinstance(value, str) else raw.decode(errors="replace")
+
+
 def _incident(raw: bytes | None) -> ev.Incident | None:
     if not raw:
         return None
@@ -39,7 +50,7 @@ async def find_incident(config: Config, ref: str) -> ev.Incident:
     """The incident whose id is ``ref``, or the only one whose id starts with it."""
     conn = await tool_connection(config, NEEDS)
     rows = await read_topic(conn, changelog_topic(config, "incidents"),
-                            lambda k, v: (k.decode(errors="replace") if k else "", _incident(v)))  # fmt: skip
+                            lambda k, v: (_key(k), _incident(v)))  # fmt: skip
     latest: dict[str, ev.Incident | None] = {}
     for key, incident in rows:
         latest[key] = incident
