@@ -99,15 +99,13 @@ async def timed(client: Any, path: str, n: int) -> list[float]:
     return out
 
 
-async def publish_events(bootstrap: str, topic: str, view: Any, first: Any) -> int:
+async def publish_events(conn: Any, topic: str, view: Any, first: Any) -> int:
     """One event per open job (the incidents' jobs) on the events topic, plus the measured job's."""
-    from aiokafka import AIOKafkaProducer
-
     from watcher import events as ev
     from watcher.app.topics import ensure_topics
 
-    await ensure_topics(bootstrap, {topic: 8})
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1, linger_ms=0)  # Tansu: one per batch
+    await ensure_topics(conn, {topic: 8})
+    producer = conn.producer(max_batch_size=1, linger_ms=0)  # Tansu: one per batch
     await producer.start()
     n = 0
     try:
@@ -130,6 +128,7 @@ async def run(ctx: Any) -> Section:
     import httpx
 
     from watcher.app.broker import EmbeddedBroker
+    from watcher.app.kafka import KafkaConnection
     from watcher.config import BrokerConfig, Config, WatchConfig
     from watcher.ui import StatusPage, pages
     from watcher.ui.view import TopicView
@@ -152,8 +151,9 @@ async def run(ctx: Any) -> Section:
         cfg = Config(broker=BrokerConfig(url=broker.url, topic_prefix=prefix, partitions=8),
                      watch=tuple(WatchConfig(source=t.source, region=t.region, projects=(t.project_id,))
                                  for t in tlist))  # fmt: skip
-        events = await publish_events(broker.bootstrap, f"{prefix}.events", view, first)
-        page = StatusPage(cfg, broker.bootstrap, port=0, token="bench", view=view, follow=False)
+        conn = KafkaConnection.plaintext(broker.bootstrap)
+        events = await publish_events(conn, f"{prefix}.events", view, first)
+        page = StatusPage(cfg, conn, port=0, token="bench", view=view, follow=False)
         url = await page.start()
         paths = {
             "Overview": "/", "Incidents": "/incidents", "Silences": "/silences",

@@ -27,6 +27,7 @@ import pytest_asyncio
 from tests.integration import ui_deployment as U
 from tests.kafka.legs import BrokerLeg
 from watcher import events as ev
+from watcher.app.kafka import KafkaConnection
 from watcher.app.topics import read_topic
 from watcher.rules.silence import Silence
 from watcher.ui import StatusPage
@@ -53,7 +54,7 @@ class Site:
     page: StatusPage
     url: str
     deployment: U.Deployment
-    bootstrap: str
+    conn: KafkaConnection
     cfg_file: Path
     browser: Any
 
@@ -78,14 +79,14 @@ async def site(tansu_broker: BrokerLeg, tmp_path_factory: pytest.TempPathFactory
     cfg_file = tmp / "watcher.toml"
     cfg_file.write_text(U.config_toml(tansu_broker.bootstrap, prefix, rules))
     d = U.deployment(prefix, U.now())
-    await U.publish(tansu_broker.bootstrap, cfg, d)
-    page = StatusPage(cfg, tansu_broker.bootstrap, host="127.0.0.1", port=0, token=TOKEN)
+    await U.publish(tansu_broker.conn, cfg, d)
+    page = StatusPage(cfg, tansu_broker.conn, host="127.0.0.1", port=0, token=TOKEN)
     url = await page.start()
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=LOOPBACK_ONLY)
         try:
             await asyncio.wait_for(page.follower.caught_up.wait(), 60)
-            yield Site(page, url, d, tansu_broker.bootstrap, cfg_file, browser)
+            yield Site(page, url, d, tansu_broker.conn, cfg_file, browser)
         finally:
             await browser.close()
             await page.stop()
@@ -108,8 +109,8 @@ async def until(condition: Any, timeout: float, what: str) -> None:
         await asyncio.sleep(0.1)
 
 
-async def records(bootstrap: str, topic: str, decode: Any) -> list[Any]:
-    return await read_topic(bootstrap, topic, lambda k, v: (k.decode() if k else None, decode(v)), idle=0.3)
+async def records(conn: KafkaConnection, topic: str, decode: Any) -> list[Any]:
+    return await read_topic(conn, topic, lambda k, v: (k.decode() if k else None, decode(v)), idle=0.3)
 
 
 async def test_overview_lists_every_target_with_a_fresh_poll_time(site: Site) -> None:
@@ -164,9 +165,7 @@ async def test_a_failing_jobs_incident_appears_under_incidents_live(site: Site) 
 async def publish_incident(site: Site, incident: ev.Incident) -> None:
     import json
 
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=site.bootstrap, acks="all")
+    producer = site.conn.producer(acks="all")
     await producer.start()
     try:
         topic = f"{site.deployment.app_id}-{site.deployment.prefix}-incidents-changelog"
@@ -186,8 +185,8 @@ async def test_silence_similar_needs_the_token_and_then_creates_a_silence(site: 
         await tab.locator(card).get_by_role("button", name="Silence similar").click()
     assert await tab.locator("#refused").inner_text() == (
         "a valid token (WATCHER_UI_TOKEN) is needed for this action: nothing was changed")
-    assert await records(site.bootstrap, f"{prefix}.silences", lambda v: v) == []
-    assert await records(site.bootstrap, f"{prefix}.actions", lambda v: v) == []
+    assert await records(site.conn, f"{prefix}.silences", lambda v: v) == []
+    assert await records(site.conn, f"{prefix}.actions", lambda v: v) == []
     # With it: one silence for this rule and job type, by the named person, and the action naming it.
     await tab.goto(site.url + "incidents")
     await tab.fill("#act-token", TOKEN)
@@ -196,14 +195,14 @@ async def test_silence_similar_needs_the_token_and_then_creates_a_silence(site: 
     async with tab.expect_navigation():
         await tab.locator(card).get_by_role("button", name="Silence similar").click()
     assert tab.url.startswith(site.url + "incidents?done=")
-    silences = await records(site.bootstrap, f"{prefix}.silences", msgspec.json.Decoder(Silence).decode)
+    silences = await records(site.conn, f"{prefix}.silences", msgspec.json.Decoder(Silence).decode)
     assert len(silences) == 1
     key, silence = silences[0]
     assert key == silence.id and silence.match == 'rule == "desktop-failed" && job_type == "createDesktops"'
     assert silence.created_by == "ana" and silence.ends - silence.starts == timedelta(hours=4)
     assert await tab.locator(".done").inner_text() == (
         f"silence {silence.id} created: {silence.match} until {stamp(silence.ends)}")
-    actions = await records(site.bootstrap, f"{prefix}.actions", ev.decode)
+    actions = await records(site.conn, f"{prefix}.actions", ev.decode)
     assert [(k, a.kind, a.by, a.via, a.silence_id, a.until) for k, a in actions] == [
         (d.incident.id, "silence", "ana", "ui", silence.id, silence.ends)]
     # The page's own view follows the topic: the silence is listed as active.
@@ -272,7 +271,7 @@ async def test_acknowledge_and_a_silence_created_then_expired_on_the_page(site: 
     async with tab.expect_navigation():
         await tab.locator(f'article[data-incident="{d.incident.id}"]').get_by_role("button", name="Acknowledge").click()
     assert await tab.locator(".done").inner_text() == f"acknowledged {d.incident.id}"
-    actions = await records(site.bootstrap, f"{prefix}.actions", ev.decode)
+    actions = await records(site.conn, f"{prefix}.actions", ev.decode)
     assert [(k, a.kind, a.by, a.via) for k, a in actions][-1] == (d.incident.id, "ack", "ui", "ui")
     # A silence typed on the Silences page, then expired there: two records of one id on the topic.
     await tab.goto(site.url + "silences")
@@ -282,7 +281,7 @@ async def test_acknowledge_and_a_silence_created_then_expired_on_the_page(site: 
     async with tab.expect_navigation():
         await tab.get_by_role("button", name="Create silence").click()
     decode = msgspec.json.Decoder(Silence).decode
-    made = [s for _, s in await records(site.bootstrap, f"{prefix}.silences", decode) if s.match == 'project_id == "nobody"']
+    made = [s for _, s in await records(site.conn, f"{prefix}.silences", decode) if s.match == 'project_id == "nobody"']
     assert len(made) == 1 and made[0].comment == "<b>maintenance</b>" and made[0].ends - made[0].starts == timedelta(hours=2)
     row = tab.locator(f'tr[data-silence="{made[0].id}"]')
     await row.wait_for(timeout=20_000)
@@ -291,6 +290,6 @@ async def test_acknowledge_and_a_silence_created_then_expired_on_the_page(site: 
     async with tab.expect_navigation():
         await row.get_by_role("button", name="Expire").click()
     assert await tab.locator(".done").inner_text() == f"silence {made[0].id} expired"
-    again = [s for _, s in await records(site.bootstrap, f"{prefix}.silences", decode) if s.id == made[0].id]
+    again = [s for _, s in await records(site.conn, f"{prefix}.silences", decode) if s.id == made[0].id]
     assert len(again) == 2 and again[1].ends is not None and again[1].ends <= datetime.now(UTC)
     await tab.context.close()

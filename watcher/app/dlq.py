@@ -53,11 +53,12 @@ async def list_dead(config: Config) -> list[ev.DeadLetter]:
     return await read_dead(await tool_connection(config, NEEDS), f"{config.broker.topic_prefix}.dlq")
 
 
-async def replay(config: Config, keys: Sequence[str] = ()) -> int:
-    """Re-publish dead notifications (all, or those whose key is in ``keys``); returns how many."""
+async def replay(config: Config, keys: Sequence[str] = (), conn: KafkaConnection | None = None) -> int:
+    """Re-publish dead notifications (all, or those whose key is in ``keys``); returns how many.
+    ``conn``: a connection already made (the status page's); else the CLI's, checked first."""
     from aiokafka.errors import KafkaError
 
-    conn = await tool_connection(config, NEEDS)
+    conn = conn or await tool_connection(config, NEEDS)
     dead = await read_dead(conn, f"{config.broker.topic_prefix}.dlq")
     chosen = {d.key: d.notification for d in dead if not keys or d.key in keys}
     if chosen:

@@ -137,7 +137,7 @@ class Pages:
                 return None
             return rec if isinstance(rec, ev.JobEvent) and rec.job_key == key else None
 
-        events = await read_topic(self.page.bootstrap, f"{self.page.config.broker.topic_prefix}.events", mine,
+        events = await read_topic(self.page.conn, f"{self.page.config.broker.topic_prefix}.events", mine,
                                   idle=0.3)  # fmt: skip
         if len(self._events) > 100:
             self._events.clear()
@@ -211,20 +211,20 @@ class Pages:
         incident = self.page.view.incidents.get(iid)
         if incident is None:
             return self._failed(request, f"no incident {iid!r} on the page's view: nothing was changed", 404)
-        config, by, now = self.page.config, self._by(form), _now()
+        config, conn, by, now = self.page.config, self.page.conn, self._by(form), _now()
         try:
             if what in ("ack", "unack"):
-                await actions.publish_action(config, actions.new_action(iid, what, by, now))  # type: ignore[arg-type]
+                await actions.publish_action(config, conn, actions.new_action(iid, what, by, now))  # type: ignore[arg-type]
                 done = f"{'acknowledged' if what == 'ack' else 'unacknowledged'} {iid}"
             elif what == "snooze":
-                action = await actions.snooze(config, iid, by, self._hours(form, 1), now)
+                action = await actions.snooze(config, conn, iid, by, self._hours(form, 1), now)
                 done = f"snoozed {iid} until {present.stamp(action.until)}"
             elif what == "silence":
-                silence = await actions.silence_similar(config, incident, by, self._hours(form, 4), now)
+                silence = await actions.silence_similar(config, conn, incident, by, self._hours(form, 4), now)
                 done = f"silence {silence.id} created: {silence.match} until {present.stamp(silence.ends)}"
             elif what == "replay":
                 keys = sorted({dead_key(d) for d in self.page.view.dead.get(f"i:{iid}")})
-                n = await actions.replay(config, keys)
+                n = await actions.replay(config, conn, keys)
                 done = f"replayed {n} dead letter(s) of {iid}"
             else:
                 return self._failed(request, f"unknown action {what!r}: nothing was changed")
@@ -242,8 +242,9 @@ class Pages:
         if not match:
             return self._failed(request, "a silence needs a match expression: nothing was changed")
         try:
-            silence = await actions.create_silence(self.page.config, match, form.get("for", "").strip() or None,
-                                                   form.get("comment", "")[:500], self._by(form), _now())  # fmt: skip
+            silence = await actions.create_silence(self.page.config, self.page.conn, match,
+                                                   form.get("for", "").strip() or None, form.get("comment", "")[:500],
+                                                   self._by(form), _now())  # fmt: skip
         except (WatcherError, ValueError) as e:
             return self._failed(request, f"the silence was not created: {e}", 502 if not isinstance(
                 e, RuleError | ValueError) else 400)  # fmt: skip
@@ -260,7 +261,7 @@ class Pages:
         if silence is None:
             return self._failed(request, f"no run-time silence {sid!r}: nothing was changed", 404)
         try:
-            await actions.expire_silence(self.page.config, silence, _now())
+            await actions.expire_silence(self.page.config, self.page.conn, silence, _now())
         except WatcherError as e:
             return self._failed(request, str(e), 502)
         return self._back(form, "/silences", f"silence {sid} expired")
