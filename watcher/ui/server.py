@@ -69,6 +69,11 @@ class StatusPage:
         self._task: asyncio.Task[None] | None = None
         self.url = ""
 
+    @property
+    def caught_up(self) -> bool:
+        """The view has read every topic to where it stood at the start (or is fed directly)."""
+        return self.follower.caught_up.is_set() or not self.follow
+
     def __repr__(self) -> str:
         return f"StatusPage({self.url or 'not started'}, {self.guard!r})"
 
