@@ -1,16 +1,15 @@
 """The status page in a real headless Chromium, over records published to a real broker.
 
-One browser and one page server for the module (one event loop: Playwright's async API and
-aiohttp share it), the session's embedded Tansu broker, a topic prefix of the module's own.
-The records are those :mod:`tests.integration.ui_deployment` publishes the way the pipeline's
-stages do. ``WATCHER_UI_SCREENSHOTS=DIR`` makes the tests write a PNG of each page to DIR
-(the README's pictures: ``WATCHER_UI_SCREENSHOTS=docs/ui``).
+The session's browser (tests/integration/browser.py) and one page server for the module, on
+the session's event loop (Playwright's async API and aiohttp share it), the session's embedded
+Tansu broker, a topic prefix of the module's own. The records are those
+:mod:`tests.integration.ui_deployment` publishes the way the pipeline's stages do, hostile job
+text included; tests/integration/test_ui_pipeline.py drives the page of a running pipeline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import sys
 import uuid
@@ -25,6 +24,7 @@ import pytest
 import pytest_asyncio
 
 from tests.integration import ui_deployment as U
+from tests.integration.browser import needs_chromium, new_tab
 from tests.kafka.legs import BrokerLeg
 from watcher import events as ev
 from watcher.app.kafka import KafkaConnection
@@ -34,19 +34,9 @@ from watcher.ui import StatusPage
 from watcher.ui.present import stamp
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/lib/chromium/chromium"
 TOKEN = "ui-test-token-" + uuid.uuid4().hex[:8]
-LOOPBACK_ONLY = [
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost",
-    "--disable-background-networking", "--disable-component-update", "--no-first-run", "--no-sandbox",
-]  # fmt: skip
 
-pytestmark = [
-    pytest.mark.asyncio(loop_scope="module"),
-    pytest.mark.skipif(not Path(CHROMIUM).exists() and os.environ.get("CI") != "true",
-                       reason=f"no {CHROMIUM}: `make browser` installs it (CI fails instead of skipping)"),
-    pytest.mark.timeout(120),
-]  # fmt: skip
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), needs_chromium, pytest.mark.timeout(120)]
 
 
 @dataclass
@@ -59,18 +49,11 @@ class Site:
     browser: Any
 
     async def tab(self) -> Any:
-        """A fresh browser page (its own cookies) that records every dialog it is shown."""
-        context = await self.browser.new_context(viewport={"width": 1280, "height": 720})
-        tab = await context.new_page()
-        tab.dialogs = []
-        tab.on("dialog", lambda d: (tab.dialogs.append(d.message), asyncio.ensure_future(d.dismiss())))
-        return tab
+        return await new_tab(self.browser)
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def site(tansu_broker: BrokerLeg, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
-    from playwright.async_api import async_playwright
-
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def site(tansu_broker: BrokerLeg, chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
     tmp = tmp_path_factory.mktemp("ui")
     rules = tmp / "rules.yaml"
     rules.write_text(U.RULES)
@@ -82,31 +65,11 @@ async def site(tansu_broker: BrokerLeg, tmp_path_factory: pytest.TempPathFactory
     await U.publish(tansu_broker.conn, cfg, d)
     page = StatusPage(cfg, tansu_broker.conn, host="127.0.0.1", port=0, token=TOKEN)
     url = await page.start()
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=LOOPBACK_ONLY)
-        try:
-            await asyncio.wait_for(page.follower.caught_up.wait(), 60)
-            yield Site(page, url, d, tansu_broker.conn, cfg_file, browser)
-        finally:
-            await browser.close()
-            await page.stop()
-
-
-async def shoot(tab: Any, name: str) -> None:
-    """A PNG of the page when WATCHER_UI_SCREENSHOTS names a directory (the README's pictures)."""
-    where = os.environ.get("WATCHER_UI_SCREENSHOTS")
-    if where:
-        out = Path(where) if Path(where).is_absolute() else ROOT / where
-        out.mkdir(parents=True, exist_ok=True)
-        await tab.screenshot(path=str(out / f"{name}.png"))
-
-
-async def until(condition: Any, timeout: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.1)
+    try:
+        await asyncio.wait_for(page.follower.caught_up.wait(), 60)
+        yield Site(page, url, d, tansu_broker.conn, cfg_file, chromium)
+    finally:
+        await page.stop()
 
 
 async def records(conn: KafkaConnection, topic: str, decode: Any) -> list[Any]:
@@ -133,7 +96,6 @@ async def test_overview_lists_every_target_with_a_fresh_poll_time(site: Site) ->
         assert cells[3] == "ok" and cells[6:10] == [str(status.open_jobs), str(status.requests_10m), str(status.throttled_10m), "-"]
     assert await tab.locator("#workers tbody tr").count() == 1
     assert [c.strip() for c in await tab.locator("#eval-errors td").all_inner_texts()] == ["desktop-failed", "2"]
-    await shoot(tab, "overview")
     await tab.context.close()
 
 
@@ -158,7 +120,6 @@ async def test_a_failing_jobs_incident_appears_under_incidents_live(site: Site) 
     await publish_incident(site, second)
     await tab.locator(f'article[data-incident="{second.id}"]').wait_for(timeout=20_000)
     assert await tab.locator("article.incident").count() == 2
-    await shoot(tab, "incidents")
     await tab.context.close()
 
 
@@ -211,7 +172,6 @@ async def test_silence_similar_needs_the_token_and_then_creates_a_silence(site: 
     await tab.fill("#match", 'rule == "desktop-failed"')
     await tab.locator("#preview[data-count]").wait_for(timeout=10_000)
     assert await tab.locator("#preview").inner_text() == "would match 1 alert of the last 24 h"
-    await shoot(tab, "silences")
     await tab.context.close()
 
 
@@ -230,7 +190,6 @@ async def test_hostile_job_text_renders_inert(site: Site) -> None:
         assert U.HOSTILE in await tab.inner_text("body"), name  # shown, as text
         assert "&lt;script&gt;alert(1)&lt;/script&gt; &lt;!channel&gt; {{7*7}}" in html, name
     assert await tab.locator("#results td.text").first.inner_text() == f"desktop-failed: {U.HOSTILE}"
-    await shoot(tab, "search")
     await tab.goto(site.url + f"job?key={d.job_key}")
     assert await tab.locator("#job-message").inner_text() == U.HOSTILE
     assert tab.dialogs == []
@@ -259,7 +218,6 @@ async def test_the_job_page_tells_the_same_story_as_watcher_explain(site: Site) 
         "    open 1/1 to every target: d-7 FAILED",
         f"        delivered to {U.TARGET}",
     ]
-    await shoot(tab, "job")
     await tab.context.close()
 
 
