@@ -310,6 +310,8 @@ async def test_silence_similar_with_the_token_mutes_the_next_matching_alert(live
     # the silence book the rules consult (nothing shows that book itself: see the module docstring).
     await live.shown("incidents", f"silence by ana via ui until {stamp(first.ends)} (silence {sid})", "the action")
     await live.shown("silences", f'data-silence="{sid}"', "the silence on the worker's page")
+    edit = f'<span class="pill nothing-to-tell">nothing to tell</span> <span class="mono">{live.a.incident}#1/2</span>'
+    await live.shown("incidents", edit, "the card update for A, which no target here edits in place")
 
     # B, the next matching failure, is recorded as silenced and goes nowhere.
     await live.fail(live.b)
