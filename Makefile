@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# The browser tests (tests/integration/test_ui_browser.py) drive Debian's Chromium through
+# The browser tests (tests/integration/test_ui_browser.py, test_ui_pipeline.py) drive Debian's Chromium through
 # Playwright; nothing is downloaded at test time. Installed once (as root, as CI runs), then skipped.
 CHROMIUM := /usr/lib/chromium/chromium
 browser:

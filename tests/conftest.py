@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from tests.kafka.legs import LEGS, BrokerLeg, SecureLeg, run_kafka, run_secure_kafka, run_tansu
 
@@ -47,3 +49,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if BROKER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.broker)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def chromium() -> AsyncIterator[Any]:
+    """One headless Chromium for the whole run (tests/integration/browser.py); its tests run on the session loop."""
+    from tests.integration.browser import launch
+
+    async for browser in launch():
+        yield browser

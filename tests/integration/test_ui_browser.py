@@ -1,16 +1,15 @@
 """The status page in a real headless Chromium, over records published to a real broker.
 
-One browser and one page server for the module (one event loop: Playwright's async API and
-aiohttp share it), the session's embedded Tansu broker, a topic prefix of the module's own.
-The records are those :mod:`tests.integration.ui_deployment` publishes the way the pipeline's
-stages do. ``WATCHER_UI_SCREENSHOTS=DIR`` makes the tests write a PNG of each page to DIR
-(the README's pictures: ``WATCHER_UI_SCREENSHOTS=docs/ui``).
+The session's browser (tests/integration/browser.py) and one page server for the module, on
+the session's event loop (Playwright's async API and aiohttp share it), the session's embedded
+Tansu broker, a topic prefix of the module's own. The records are those
+:mod:`tests.integration.ui_deployment` publishes the way the pipeline's stages do, hostile job
+text included; tests/integration/test_ui_pipeline.py drives the page of a running pipeline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import sys
 import uuid
@@ -25,27 +24,19 @@ import pytest
 import pytest_asyncio
 
 from tests.integration import ui_deployment as U
+from tests.integration.browser import needs_chromium, new_tab
 from tests.kafka.legs import BrokerLeg
 from watcher import events as ev
+from watcher.app.kafka import KafkaConnection
 from watcher.app.topics import read_topic
 from watcher.rules.silence import Silence
 from watcher.ui import StatusPage
 from watcher.ui.present import stamp
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/lib/chromium/chromium"
 TOKEN = "ui-test-token-" + uuid.uuid4().hex[:8]
-LOOPBACK_ONLY = [
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost",
-    "--disable-background-networking", "--disable-component-update", "--no-first-run", "--no-sandbox",
-]  # fmt: skip
 
-pytestmark = [
-    pytest.mark.asyncio(loop_scope="module"),
-    pytest.mark.skipif(not Path(CHROMIUM).exists() and os.environ.get("CI") != "true",
-                       reason=f"no {CHROMIUM}: `make browser` installs it (CI fails instead of skipping)"),
-    pytest.mark.timeout(120),
-]  # fmt: skip
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), needs_chromium, pytest.mark.timeout(120)]
 
 
 @dataclass
@@ -53,23 +44,16 @@ class Site:
     page: StatusPage
     url: str
     deployment: U.Deployment
-    bootstrap: str
+    conn: KafkaConnection
     cfg_file: Path
     browser: Any
 
     async def tab(self) -> Any:
-        """A fresh browser page (its own cookies) that records every dialog it is shown."""
-        context = await self.browser.new_context(viewport={"width": 1280, "height": 720})
-        tab = await context.new_page()
-        tab.dialogs = []
-        tab.on("dialog", lambda d: (tab.dialogs.append(d.message), asyncio.ensure_future(d.dismiss())))
-        return tab
+        return await new_tab(self.browser)
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def site(tansu_broker: BrokerLeg, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
-    from playwright.async_api import async_playwright
-
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def site(tansu_broker: BrokerLeg, chromium: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
     tmp = tmp_path_factory.mktemp("ui")
     rules = tmp / "rules.yaml"
     rules.write_text(U.RULES)
@@ -78,38 +62,18 @@ async def site(tansu_broker: BrokerLeg, tmp_path_factory: pytest.TempPathFactory
     cfg_file = tmp / "watcher.toml"
     cfg_file.write_text(U.config_toml(tansu_broker.bootstrap, prefix, rules))
     d = U.deployment(prefix, U.now())
-    await U.publish(tansu_broker.bootstrap, cfg, d)
-    page = StatusPage(cfg, tansu_broker.bootstrap, host="127.0.0.1", port=0, token=TOKEN)
+    await U.publish(tansu_broker.conn, cfg, d)
+    page = StatusPage(cfg, tansu_broker.conn, host="127.0.0.1", port=0, token=TOKEN)
     url = await page.start()
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=LOOPBACK_ONLY)
-        try:
-            await asyncio.wait_for(page.follower.caught_up.wait(), 60)
-            yield Site(page, url, d, tansu_broker.bootstrap, cfg_file, browser)
-        finally:
-            await browser.close()
-            await page.stop()
+    try:
+        await asyncio.wait_for(page.follower.caught_up.wait(), 60)
+        yield Site(page, url, d, tansu_broker.conn, cfg_file, chromium)
+    finally:
+        await page.stop()
 
 
-async def shoot(tab: Any, name: str) -> None:
-    """A PNG of the page when WATCHER_UI_SCREENSHOTS names a directory (the README's pictures)."""
-    where = os.environ.get("WATCHER_UI_SCREENSHOTS")
-    if where:
-        out = Path(where) if Path(where).is_absolute() else ROOT / where
-        out.mkdir(parents=True, exist_ok=True)
-        await tab.screenshot(path=str(out / f"{name}.png"))
-
-
-async def until(condition: Any, timeout: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
-async def records(bootstrap: str, topic: str, decode: Any) -> list[Any]:
-    return await read_topic(bootstrap, topic, lambda k, v: (k.decode() if k else None, decode(v)), idle=0.3)
+async def records(conn: KafkaConnection, topic: str, decode: Any) -> list[Any]:
+    return await read_topic(conn, topic, lambda k, v: (k.decode() if k else None, decode(v)), idle=0.3)
 
 
 async def test_overview_lists_every_target_with_a_fresh_poll_time(site: Site) -> None:
@@ -132,7 +96,6 @@ async def test_overview_lists_every_target_with_a_fresh_poll_time(site: Site) ->
         assert cells[3] == "ok" and cells[6:10] == [str(status.open_jobs), str(status.requests_10m), str(status.throttled_10m), "-"]
     assert await tab.locator("#workers tbody tr").count() == 1
     assert [c.strip() for c in await tab.locator("#eval-errors td").all_inner_texts()] == ["desktop-failed", "2"]
-    await shoot(tab, "overview")
     await tab.context.close()
 
 
@@ -157,16 +120,13 @@ async def test_a_failing_jobs_incident_appears_under_incidents_live(site: Site) 
     await publish_incident(site, second)
     await tab.locator(f'article[data-incident="{second.id}"]').wait_for(timeout=20_000)
     assert await tab.locator("article.incident").count() == 2
-    await shoot(tab, "incidents")
     await tab.context.close()
 
 
 async def publish_incident(site: Site, incident: ev.Incident) -> None:
     import json
 
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=site.bootstrap, acks="all")
+    producer = site.conn.producer(acks="all")
     await producer.start()
     try:
         topic = f"{site.deployment.app_id}-{site.deployment.prefix}-incidents-changelog"
@@ -186,8 +146,8 @@ async def test_silence_similar_needs_the_token_and_then_creates_a_silence(site: 
         await tab.locator(card).get_by_role("button", name="Silence similar").click()
     assert await tab.locator("#refused").inner_text() == (
         "a valid token (WATCHER_UI_TOKEN) is needed for this action: nothing was changed")
-    assert await records(site.bootstrap, f"{prefix}.silences", lambda v: v) == []
-    assert await records(site.bootstrap, f"{prefix}.actions", lambda v: v) == []
+    assert await records(site.conn, f"{prefix}.silences", lambda v: v) == []
+    assert await records(site.conn, f"{prefix}.actions", lambda v: v) == []
     # With it: one silence for this rule and job type, by the named person, and the action naming it.
     await tab.goto(site.url + "incidents")
     await tab.fill("#act-token", TOKEN)
@@ -196,14 +156,14 @@ async def test_silence_similar_needs_the_token_and_then_creates_a_silence(site: 
     async with tab.expect_navigation():
         await tab.locator(card).get_by_role("button", name="Silence similar").click()
     assert tab.url.startswith(site.url + "incidents?done=")
-    silences = await records(site.bootstrap, f"{prefix}.silences", msgspec.json.Decoder(Silence).decode)
+    silences = await records(site.conn, f"{prefix}.silences", msgspec.json.Decoder(Silence).decode)
     assert len(silences) == 1
     key, silence = silences[0]
     assert key == silence.id and silence.match == 'rule == "desktop-failed" && job_type == "createDesktops"'
     assert silence.created_by == "ana" and silence.ends - silence.starts == timedelta(hours=4)
     assert await tab.locator(".done").inner_text() == (
         f"silence {silence.id} created: {silence.match} until {stamp(silence.ends)}")
-    actions = await records(site.bootstrap, f"{prefix}.actions", ev.decode)
+    actions = await records(site.conn, f"{prefix}.actions", ev.decode)
     assert [(k, a.kind, a.by, a.via, a.silence_id, a.until) for k, a in actions] == [
         (d.incident.id, "silence", "ana", "ui", silence.id, silence.ends)]
     # The page's own view follows the topic: the silence is listed as active.
@@ -212,7 +172,6 @@ async def test_silence_similar_needs_the_token_and_then_creates_a_silence(site: 
     await tab.fill("#match", 'rule == "desktop-failed"')
     await tab.locator("#preview[data-count]").wait_for(timeout=10_000)
     assert await tab.locator("#preview").inner_text() == "would match 1 alert of the last 24 h"
-    await shoot(tab, "silences")
     await tab.context.close()
 
 
@@ -231,7 +190,6 @@ async def test_hostile_job_text_renders_inert(site: Site) -> None:
         assert U.HOSTILE in await tab.inner_text("body"), name  # shown, as text
         assert "&lt;script&gt;alert(1)&lt;/script&gt; &lt;!channel&gt; {{7*7}}" in html, name
     assert await tab.locator("#results td.text").first.inner_text() == f"desktop-failed: {U.HOSTILE}"
-    await shoot(tab, "search")
     await tab.goto(site.url + f"job?key={d.job_key}")
     assert await tab.locator("#job-message").inner_text() == U.HOSTILE
     assert tab.dialogs == []
@@ -260,7 +218,6 @@ async def test_the_job_page_tells_the_same_story_as_watcher_explain(site: Site) 
         "    open 1/1 to every target: d-7 FAILED",
         f"        delivered to {U.TARGET}",
     ]
-    await shoot(tab, "job")
     await tab.context.close()
 
 
@@ -272,7 +229,7 @@ async def test_acknowledge_and_a_silence_created_then_expired_on_the_page(site: 
     async with tab.expect_navigation():
         await tab.locator(f'article[data-incident="{d.incident.id}"]').get_by_role("button", name="Acknowledge").click()
     assert await tab.locator(".done").inner_text() == f"acknowledged {d.incident.id}"
-    actions = await records(site.bootstrap, f"{prefix}.actions", ev.decode)
+    actions = await records(site.conn, f"{prefix}.actions", ev.decode)
     assert [(k, a.kind, a.by, a.via) for k, a in actions][-1] == (d.incident.id, "ack", "ui", "ui")
     # A silence typed on the Silences page, then expired there: two records of one id on the topic.
     await tab.goto(site.url + "silences")
@@ -282,7 +239,7 @@ async def test_acknowledge_and_a_silence_created_then_expired_on_the_page(site: 
     async with tab.expect_navigation():
         await tab.get_by_role("button", name="Create silence").click()
     decode = msgspec.json.Decoder(Silence).decode
-    made = [s for _, s in await records(site.bootstrap, f"{prefix}.silences", decode) if s.match == 'project_id == "nobody"']
+    made = [s for _, s in await records(site.conn, f"{prefix}.silences", decode) if s.match == 'project_id == "nobody"']
     assert len(made) == 1 and made[0].comment == "<b>maintenance</b>" and made[0].ends - made[0].starts == timedelta(hours=2)
     row = tab.locator(f'tr[data-silence="{made[0].id}"]')
     await row.wait_for(timeout=20_000)
@@ -291,6 +248,6 @@ async def test_acknowledge_and_a_silence_created_then_expired_on_the_page(site: 
     async with tab.expect_navigation():
         await row.get_by_role("button", name="Expire").click()
     assert await tab.locator(".done").inner_text() == f"silence {made[0].id} expired"
-    again = [s for _, s in await records(site.bootstrap, f"{prefix}.silences", decode) if s.id == made[0].id]
+    again = [s for _, s in await records(site.conn, f"{prefix}.silences", decode) if s.id == made[0].id]
     assert len(again) == 2 and again[1].ends is not None and again[1].ends <= datetime.now(UTC)
     await tab.context.close()

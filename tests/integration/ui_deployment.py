@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from watcher import events as ev
+from watcher.app.kafka import KafkaConnection
 from watcher.config import BrokerConfig, Config, RulesConfig, UiConfig, WatchConfig
 
 REGION = "cn-north-4"
@@ -116,10 +117,8 @@ def status_records(cfg: Config, now: datetime) -> list[tuple[str, ev.AnyRecord]]
     return out
 
 
-async def publish(bootstrap: str, cfg: Config, d: Deployment) -> None:
+async def publish(conn: KafkaConnection, cfg: Config, d: Deployment) -> None:
     """Write the deployment's records where the pipeline would, one record per produce batch."""
-    from aiokafka import AIOKafkaProducer
-
     from watcher.app.topics import ensure_topics
 
     p, a = d.prefix, d.app_id
@@ -137,8 +136,8 @@ async def publish(bootstrap: str, cfg: Config, d: Deployment) -> None:
         (f"{a}-{p}-delivered-changelog", json.dumps(f"{d.note.key}|{TARGET}"), b'"1"'),
         (f"{a}-{p}-delivered-changelog", json.dumps(f"{d.note.key}|*"), b'"1"'),
     ]  # fmt: skip
-    await ensure_topics(bootstrap, dict.fromkeys({t for t, _, _ in records} | {f"{p}.silences", f"{p}.actions"}, 4))
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_batch_size=16384, linger_ms=0)
+    await ensure_topics(conn, dict.fromkeys({t for t, _, _ in records} | {f"{p}.silences", f"{p}.actions"}, 4))
+    producer = conn.producer(acks="all", max_batch_size=16384, linger_ms=0)
     await producer.start()
     try:
         for topic, key, value in records:

@@ -82,6 +82,20 @@ def test_incidents_sorted_into_states_with_notification_fates_per_target() -> No
     assert present.status_of(msgspec.structs.replace(snoozed, snoozed_until=NOW - timedelta(seconds=1)), NOW) == "firing"
 
 
+def test_an_update_no_target_had_to_hear_is_nothing_to_tell_not_delivered() -> None:
+    d = U.deployment("w", NOW)
+    view = fed(d)
+    view.apply("delivered", f"{d.note.key}|{U.TARGET}".encode(), b'"1"')  # the open one: the webhook took it
+    view.apply("delivered", f"{d.note.key}|*".encode(), b'"1"')
+    edit = ev.Notification(key=ev.notification_key(d.incident.id, 1, 2), kind="update", incident=d.incident,
+                           change="acknowledged by @ana", audience="editable", created_at=NOW)  # fmt: skip
+    view.apply("notifications", b"", ev.encode(edit))
+    view.apply("delivered", f"{edit.key}|*".encode(), b'"1"')  # settled: no editable target here
+    [card] = present.incidents(view, NOW).sections["firing"]
+    assert [(n.note.key, n.fate, [t.target for t in n.targets]) for n in card.notes] == [
+        (d.note.key, "delivered", [U.TARGET]), (edit.key, "nothing to tell", [])]
+
+
 def test_each_section_shows_at_most_show_newest_first() -> None:
     d = U.deployment("w", NOW)
     view = TopicView()

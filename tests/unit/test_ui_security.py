@@ -14,6 +14,7 @@ import pytest
 from tests.integration import ui_deployment as U
 from watcher import events as ev
 from watcher.app.broker import free_port
+from watcher.app.kafka import connection
 from watcher.ui import StatusPage
 from watcher.ui.security import CSP, TOKEN_ENV, Guard
 from watcher.ui.view import TopicView
@@ -26,7 +27,7 @@ async def serve(token: str) -> StatusPage:
     view = TopicView()
     view.apply("incidents", d.incident.id.encode(), ev.encode(d.incident))
     cfg = U.config(f"127.0.0.1:{free_port()}", "w", U.__file__)  # type: ignore[arg-type]
-    page = StatusPage(cfg, cfg.broker.url.split("://")[1], port=0, token=token, view=view, follow=False)
+    page = StatusPage(cfg, connection(cfg), port=0, token=token, view=view, follow=False)
     await page.start()
     return page
 

@@ -121,3 +121,64 @@ def test_eval_errors_are_summed_over_workers_most_first() -> None:
 ])  # fmt: skip
 def test_table_text_reads_faust_json_strings_and_raw_bytes(raw: bytes | None, text: str | None) -> None:
     assert table_text(raw) == text
+
+
+def history(job_id: str, start: datetime, n: int) -> list[ev.JobEvent]:
+    """A job's events as the poller publishes them: first seen RUNNING, then ``n - 1`` changes."""
+    failing = U.desktop_event(job_id, start, "boom")
+    out = [msgspec.structs.replace(failing, status="RUNNING", phase="running", prev_status=None, prev_phase=None,
+                                   change="appeared", observed_at=start)]  # fmt: skip
+    for i in range(1, n):
+        prev = out[-1].status
+        out.append(msgspec.structs.replace(failing, status=f"S{i}", prev_status=prev, observed_at=start + timedelta(
+            seconds=i)))  # fmt: skip
+    return out
+
+
+def test_job_events_answers_with_a_jobs_whole_history_from_its_first_sighting() -> None:
+    view = TopicView(clock=lambda: NOW)
+    a, b = history("d-1", NOW - timedelta(hours=2), 3), history("d-2", NOW - timedelta(hours=1), 2)
+    for e in (a[0], b[0], a[1], b[1], a[2]):  # interleaved, as partitions deliver them
+        view.apply("events", e.incident_subject.encode(), ev.encode(e))
+    assert view.job_events(a[0].job_key) == a and view.job_events(b[0].job_key) == b
+    assert view.job_events("workspace/cn-north-4/p/nobody") is None  # unknown: the page reads the topic
+    assert view.version == 5 and len(view.events) == 5
+
+
+def test_job_events_cannot_tell_for_a_job_whose_first_sighting_it_does_not_hold() -> None:
+    view = TopicView(clock=lambda: NOW)
+    old = history("d-1", NOW - timedelta(hours=30), 3)  # first seen before the last 24 h ...
+    later = msgspec.structs.replace(old[2], status="FAILED", prev_status="S2", observed_at=NOW - timedelta(hours=1))
+    for e in (*old, later):  # ... so only its latest change is kept
+        view.apply("events", b"", ev.encode(e))
+    assert len(view.events) == 1 and view.job_events(later.job_key) is None
+    assert view.version == 4  # an event too old to keep is still a record read
+
+
+def test_job_events_cannot_tell_once_any_of_a_jobs_events_was_pushed_out() -> None:
+    view = TopicView(clock=lambda: NOW, limit=6, per_key=3)
+    chatty = history("d-1", NOW - timedelta(hours=1), 4)  # one more than a job may keep
+    for e in chatty:
+        view.apply("events", b"", ev.encode(e))
+    assert [r.at for r in view.events.get(chatty[0].job_key)] == [e.observed_at for e in chatty[1:]]  # the newest 3
+    assert view.job_events(chatty[0].job_key) is None
+    quiet = history("d-2", NOW - timedelta(minutes=30), 2)
+    for e in quiet:
+        view.apply("events", b"", ev.encode(e))
+    assert view.job_events(quiet[0].job_key) == quiet
+    busy = history("d-3", NOW - timedelta(minutes=10), 5)
+    for e in busy[:4]:  # the limit in all: the oldest records go first
+        view.apply("events", b"", ev.encode(e))
+    assert chatty[0].job_key not in view.events.by and view.job_events(chatty[0].job_key) is None  # all gone
+    assert view.job_events(quiet[0].job_key) == quiet
+    view.apply("events", b"", ev.encode(busy[4]))
+    assert len(view.events) == 6 and view.job_events(quiet[0].job_key) is None  # lost its first sighting
+    view.trim(NOW + timedelta(hours=24))  # everything out: the job is unknown again, not "cut"
+    assert len(view.events) == 0 and view.events.by == {} and view.events.cut == set()
+
+
+def test_a_malformed_event_is_counted_and_other_records_on_the_events_topic_are_not_events() -> None:
+    view = TopicView(clock=lambda: NOW)
+    view.apply("events", b"k", b"{not json")
+    view.apply("events", b"k", ev.encode(ev.TrackRequest(source="evs", region="r", project_id="p", job_id="j")))
+    assert view.malformed == 2 and len(view.events) == 0

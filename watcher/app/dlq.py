@@ -84,12 +84,14 @@ def _needs_secrets(config: Config) -> bool:
     return any(t.kind != "apprise" for t in config.notify.targets)
 
 
-async def replay(config: Config, keys: Sequence[str] = ()) -> tuple[int, list[str]]:
+async def replay(config: Config, keys: Sequence[str] = (),
+                 conn: KafkaConnection | None = None) -> tuple[int, list[str]]:  # fmt: skip
     """Re-publish dead notifications (all, or those whose key is in ``keys``): how many, and a line
-    for each one refused (see :func:`still_unrouted`). A key with no dead letter is a WatcherError."""
+    for each one refused (see :func:`still_unrouted`). A key with no dead letter is a WatcherError.
+    ``conn``: a connection already made (the status page's); else the CLI's, checked first."""
     from aiokafka.errors import KafkaError
 
-    conn = await tool_connection(config, NEEDS)
+    conn = conn or await tool_connection(config, NEEDS)
     topic = f"{config.broker.topic_prefix}.dlq"
     dead = await read_dead(conn, topic)
     known = {d.key for d in dead}

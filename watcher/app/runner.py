@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from watcher.app.kafka import KafkaConnection
 from watcher.config import Config
 
 log = logging.getLogger("watcher.app")
@@ -17,10 +18,11 @@ def owned_targets(app: Any, config: Config) -> set[str]:
     return set(app.watcher_poll.mine)
 
 
-def side_services(app: Any, config: Config) -> list[Any]:
+def side_services(app: Any, config: Config, conn: KafkaConnection) -> list[Any]:
     """Services started with the worker, before the app and stopped after it: the web
     endpoints (if ``[app] web_port``), self-health (blind alerts, heartbeat) and the status
-    page (if ``[ui] enabled``)."""
+    page (if ``[ui] enabled``; it reads and writes the topics through ``conn``, the worker's
+    connection with its TLS and SASL settings)."""
     from watcher.app.blind import SelfHealth
     from watcher.app.health import WebServer
 
@@ -38,8 +40,7 @@ def side_services(app: Any, config: Config) -> list[Any]:
     if config.ui.enabled:
         from watcher.ui import UiService
 
-        bootstrap = ",".join(f"{u.host}:{u.port}" for u in app.conf.broker)
-        services.append(UiService(config, bootstrap, loop=app.loop))
+        services.append(UiService(config, conn, loop=app.loop))
     return services
 
 
@@ -84,7 +85,7 @@ def run_worker(
         if on_app is not None:
             on_app(app)
         worker = faust.Worker(
-            app, *side_services(app, config), loglevel=loglevel, quiet=True, redirect_stdouts=False,
+            app, *side_services(app, config, conn), loglevel=loglevel, quiet=True, redirect_stdouts=False,
             # Keep the caller's handlers (cli.setup_logging: --log-format json, level caps);
             # mode would replace them with its own text format.
             override_logging=not logging.getLogger().handlers,

@@ -6,6 +6,9 @@ topic the view wants that exists. Topics that do not exist yet (a pipeline stage
 not started, a table nobody wrote) are looked for again every ``rescan`` seconds and joined
 from their beginning when they appear; partitions already followed keep their position.
 Records older than the view keeps are dropped once a minute (:meth:`TopicView.trim`).
+
+Every client is made by the worker's :class:`~watcher.app.kafka.KafkaConnection` (TLS and SASL
+included), as every other Kafka client of watcher is.
 """
 
 from __future__ import annotations
@@ -15,26 +18,27 @@ import contextlib
 import logging
 import time
 
+from watcher.app.kafka import KafkaConnection
 from watcher.ui.view import TopicView, now_utc
 
 log = logging.getLogger("watcher.ui")
 
 
 class Follower:
-    """Feeds ``view`` from the topics ``kinds`` maps to (kind -> topic name) on ``bootstrap``."""
+    """Feeds ``view`` from the topics ``kinds`` maps to (kind -> topic name) on the cluster ``conn`` reaches."""
 
-    def __init__(self, view: TopicView, bootstrap: str, kinds: dict[str, str], rescan: float = 5.0) -> None:
-        self.view, self.bootstrap, self.rescan = view, bootstrap, rescan
+    def __init__(self, view: TopicView, conn: KafkaConnection, kinds: dict[str, str], rescan: float = 5.0) -> None:
+        self.view, self.conn, self.rescan = view, conn, rescan
         self.kind_of = {topic: kind for kind, topic in kinds.items()}
         self.caught_up = asyncio.Event()  # every partition found at the start was read to its end once
         self.error: str | None = None  # the last broker error, shown on the overview
 
     async def run(self) -> None:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka import TopicPartition
         from aiokafka.errors import KafkaError
 
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None,
-                                    auto_offset_reset="earliest", metadata_max_age_ms=5000)  # fmt: skip
+        consumer = self.conn.consumer(enable_auto_commit=False, group_id=None, auto_offset_reset="earliest",
+                                      metadata_max_age_ms=5000)  # fmt: skip
         await consumer.start()
         assigned: set[TopicPartition] = set()
         ends: dict[TopicPartition, int] = {}
@@ -47,7 +51,7 @@ class Follower:
                     try:
                         found = await self._partitions()
                     except (KafkaError, OSError) as e:
-                        self.error = f"cannot list topics on {self.bootstrap}: {e}"
+                        self.error = f"cannot list topics on {self.conn.bootstrap}: {e}"
                         found = set()
                     new = {TopicPartition(t, p) for t, p in found} - assigned
                     if new:
@@ -68,7 +72,7 @@ class Follower:
                     batch = await consumer.getmany(timeout_ms=500, max_records=5000)
                     self.error = None
                 except KafkaError as e:
-                    self.error = f"cannot read from {self.bootstrap}: {e}"
+                    self.error = f"cannot read from {self.conn.bootstrap}: {e}"
                     await asyncio.sleep(1.0)
                     continue
                 for tp, msgs in batch.items():
@@ -89,9 +93,7 @@ class Follower:
 
     async def _partitions(self) -> set[tuple[str, int]]:
         """(topic, partition) of the view's topics that exist now: one admin client per scan."""
-        from aiokafka.admin import AIOKafkaAdminClient
-
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = self.conn.admin()
         try:
             await admin.start()
             present = [t for t in self.kind_of if t in set(await admin.list_topics())]

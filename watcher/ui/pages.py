@@ -7,9 +7,13 @@ Acting (POST, token and CSRF checked first by :class:`~watcher.ui.security.Guard
 (create), ``/silences/expire``. A refused or failed action is a page that says why; a done one
 redirects back with one line saying what was done.
 
-The Job page is the one that reads a topic on demand: the job's events from ``P.events`` (read
-whole, as ``watcher explain`` does; cached for :data:`EVENTS_TTL`); the rest of its story comes
-from the view, told by :func:`watcher.app.explain.story_lines`, the CLI's own story.
+The Job page answers from the view too: the job's events from its index of the last 24 h of
+``P.events`` (:meth:`~watcher.ui.view.TopicView.job_events`), the rest of its story from the
+alerts, decisions, notifications and marks it keeps, told by
+:func:`watcher.app.explain.story_lines`, the CLI's own story. Only a job the index cannot answer
+for (older than the view keeps, some of its events pushed out, or the page still catching up)
+has its events read from ``P.events`` whole, as ``watcher explain`` does (cached for
+:data:`EVENTS_TTL`).
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class Pages:
     def __init__(self, page: StatusPage) -> None:
         self.page = page
         self._events: dict[str, tuple[float, list[ev.JobEvent]]] = {}
+        self.reads = 0  # Job pages whose events came from P.events, not the view: the benchmark counts them
         self._rules: tuple[tuple[Any, ...], RuleSet, list[Silence], str] | None = None
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
@@ -71,7 +76,7 @@ class Pages:
         html = p.env.get_template(template).render(
             csrf=p.guard.csrf_for(request), writable=p.guard.writable, done=request.query.get("done", "")[:300],
             now=_now(), version=p.view.version, prefix=p.config.broker.topic_prefix, follower_error=p.follower.error,
-            caught_up=p.follower.caught_up.is_set() or not p.follow, path=request.path_qs, **ctx,
+            caught_up=p.caught_up, path=request.path_qs, **ctx,
         )  # fmt: skip
         return web.Response(text=html, status=status, content_type="text/html")
 
@@ -103,7 +108,7 @@ class Pages:
         if not key:
             return self.render(request, "job.html", page="job", key="", lines=[], rule_error="", latest=None)
         try:
-            events = await self.events_of(key)
+            events, read = await self.events_of(key)
         except WatcherError as e:
             return self.render(request, "error.html", status=502, page="job", title="Job", message=str(e))
         view = self.page.view
@@ -121,12 +126,18 @@ class Pages:
         incidents = sorted({a.incident for a in alerts if a.incident} & set(view.incidents))
         latest = max(events, key=lambda e: e.observed_at) if events else None
         return self.render(request, "job.html", page="job", key=key, lines=lines, rule_error=rule_error,
-                           incidents=incidents, latest=latest)  # fmt: skip
+                           incidents=incidents, latest=latest, read=read)  # fmt: skip
 
-    async def events_of(self, key: str) -> list[ev.JobEvent]:
+    async def events_of(self, key: str) -> tuple[list[ev.JobEvent], bool]:
+        """The job's events, and whether they were read from the topic (not from the view's index)."""
+        if self.page.caught_up:
+            events = self.page.view.job_events(key)
+            if events is not None:
+                return events, False
+        self.reads += 1
         hit = self._events.get(key)
         if hit is not None and time.monotonic() - hit[0] < EVENTS_TTL:
-            return hit[1]
+            return hit[1], True
 
         def mine(_k: bytes | None, v: bytes | None) -> ev.JobEvent | None:
             if not v or key.encode() not in v:  # most records are other jobs': skip them undecoded
@@ -137,12 +148,12 @@ class Pages:
                 return None
             return rec if isinstance(rec, ev.JobEvent) and rec.job_key == key else None
 
-        events = await read_topic(self.page.bootstrap, f"{self.page.config.broker.topic_prefix}.events", mine,
+        events = await read_topic(self.page.conn, f"{self.page.config.broker.topic_prefix}.events", mine,
                                   idle=0.3)  # fmt: skip
         if len(self._events) > 100:
             self._events.clear()
         self._events[key] = (time.monotonic(), events)
-        return events
+        return events, True
 
     async def silences(self, request: web.Request) -> web.Response:
         _, from_files, rule_error = self.rules()
@@ -211,20 +222,20 @@ class Pages:
         incident = self.page.view.incidents.get(iid)
         if incident is None:
             return self._failed(request, f"no incident {iid!r} on the page's view: nothing was changed", 404)
-        config, by, now = self.page.config, self._by(form), _now()
+        config, conn, by, now = self.page.config, self.page.conn, self._by(form), _now()
         try:
             if what in ("ack", "unack"):
-                await actions.publish_action(config, actions.new_action(iid, what, by, now))  # type: ignore[arg-type]
+                await actions.publish_action(config, conn, actions.new_action(iid, what, by, now))  # type: ignore[arg-type]
                 done = f"{'acknowledged' if what == 'ack' else 'unacknowledged'} {iid}"
             elif what == "snooze":
-                action = await actions.snooze(config, iid, by, self._hours(form, 1), now)
+                action = await actions.snooze(config, conn, iid, by, self._hours(form, 1), now)
                 done = f"snoozed {iid} until {present.stamp(action.until)}"
             elif what == "silence":
-                silence = await actions.silence_similar(config, incident, by, self._hours(form, 4), now)
+                silence = await actions.silence_similar(config, conn, incident, by, self._hours(form, 4), now)
                 done = f"silence {silence.id} created: {silence.match} until {present.stamp(silence.ends)}"
             elif what == "replay":
                 keys = sorted({dead_key(d) for d in self.page.view.dead.get(f"i:{iid}")})
-                n = await actions.replay(config, keys)
+                n = await actions.replay(config, conn, keys)
                 done = f"replayed {n} dead letter(s) of {iid}"
             else:
                 return self._failed(request, f"unknown action {what!r}: nothing was changed")
@@ -242,8 +253,9 @@ class Pages:
         if not match:
             return self._failed(request, "a silence needs a match expression: nothing was changed")
         try:
-            silence = await actions.create_silence(self.page.config, match, form.get("for", "").strip() or None,
-                                                   form.get("comment", "")[:500], self._by(form), _now())  # fmt: skip
+            silence = await actions.create_silence(self.page.config, self.page.conn, match,
+                                                   form.get("for", "").strip() or None, form.get("comment", "")[:500],
+                                                   self._by(form), _now())  # fmt: skip
         except (WatcherError, ValueError) as e:
             return self._failed(request, f"the silence was not created: {e}", 502 if not isinstance(
                 e, RuleError | ValueError) else 400)  # fmt: skip
@@ -260,7 +272,7 @@ class Pages:
         if silence is None:
             return self._failed(request, f"no run-time silence {sid!r}: nothing was changed", 404)
         try:
-            await actions.expire_silence(self.page.config, silence, _now())
+            await actions.expire_silence(self.page.config, self.page.conn, silence, _now())
         except WatcherError as e:
             return self._failed(request, str(e), 502)
         return self._back(form, "/silences", f"silence {sid} expired")

@@ -111,7 +111,7 @@ class NoteRow:
     """One notification of an incident and what became of it, per target."""
 
     note: ev.Notification
-    fate: str  # delivered | retrying | pending | dead-lettered
+    fate: str  # delivered | retrying | pending | dead-lettered | nothing to tell
     targets: list[TargetFate]
 
 
@@ -169,7 +169,10 @@ def card(view: TopicView, inc: ev.Incident, now: datetime, jobs: int = 20) -> Ca
         targets = [TargetFate(t, "delivered") for t in d.accepted]
         if d.fate == "dead-lettered":
             targets += [TargetFate(t, "dead-lettered") for t in sorted(failed - set(d.accepted))]
-        notes.append(NoteRow(n, d.fate, targets))
+        # Settled with no target: an update only editable targets hear (a card edited in place),
+        # and none here; `watcher explain` says "nothing to tell here" of it too.
+        fate = "nothing to tell" if d.fate == "delivered" and not d.accepted else d.fate
+        notes.append(NoteRow(n, fate, targets))
     shown = [Dead(dead_key(d), d.reason, d.attempts, d.failed_targets) for d in dead]
     return Card(inc, status_of(inc, now), list(inc.jobs[:jobs]), max(0, len(inc.jobs) - jobs) + inc.more_jobs,
                 notes, view.decisions.get(key), view.grouped.get(key), shown, view.actions.get(key))  # fmt: skip

@@ -9,6 +9,10 @@ Live updates: ``/live`` is a Server-Sent Events stream that says "changed" (at m
 second) when the view has taken new records; ``static/ui.js`` (our own 70 lines, no build
 step, no CDN: htmx would do the same with 14 kB and its own attributes) then fetches the page
 again and swaps the regions marked ``data-live``.
+
+Kafka: the page is given the worker's :class:`~watcher.app.kafka.KafkaConnection` (the one
+``watcher run`` made from ``[broker]``, TLS and SASL included); its follower and its buttons open
+every client through it, so it works wherever the worker does.
 """
 
 from __future__ import annotations
@@ -19,11 +23,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from mode import Service
 
+from watcher.app.kafka import KafkaConnection
 from watcher.config import Config
 from watcher.ui.follow import Follower
 from watcher.ui.security import Guard
@@ -44,28 +48,31 @@ def environment() -> Environment:
 
 
 class StatusPage:
-    """The pages for one deployment, served from ``host:port`` (port 0: any free port)."""
+    """The pages for one deployment, served from ``host:port`` (port 0: any free port), reading and
+    writing its topics through ``conn``."""
 
-    def __init__(self, config: Config, bootstrap: str, *, host: str | None = None, port: int | None = None,
+    def __init__(self, config: Config, conn: KafkaConnection, *, host: str | None = None, port: int | None = None,
                  token: str | None = None, view: TopicView | None = None, follow: bool = True) -> None:  # fmt: skip
         from watcher.ui.pages import Pages
 
-        if not config.broker.url:  # the embedded broker: the tools that publish need its address
-            config = msgspec.structs.replace(config, broker=msgspec.structs.replace(config.broker,
-                                                                                    url=f"kafka://{bootstrap}"))
-        self.config, self.bootstrap = config, bootstrap
+        self.config, self.conn = config, conn
         self.host = host if host is not None else config.ui.host
         self.port = port if port is not None else config.ui.port
         self.view = view if view is not None else TopicView()
         self.guard = Guard(token)
         self.env = environment()
-        self.follower = Follower(self.view, bootstrap, topics(config.broker.topic_prefix, config.app.id))
+        self.follower = Follower(self.view, conn, topics(config.broker.topic_prefix, config.app.id))
         self.follow = follow
         self.closing = asyncio.Event()
         self.pages = Pages(self)
         self._runner: web.AppRunner | None = None
         self._task: asyncio.Task[None] | None = None
         self.url = ""
+
+    @property
+    def caught_up(self) -> bool:
+        """The view has read every topic to where it stood at the start (or is fed directly)."""
+        return self.follower.caught_up.is_set() or not self.follow
 
     def __repr__(self) -> str:
         return f"StatusPage({self.url or 'not started'}, {self.guard!r})"
@@ -146,9 +153,9 @@ async def _no_content() -> web.Response:
 class UiService(Service):
     """The status page as a ``mode.Service``: a worker starts it before its Faust app and stops it after."""
 
-    def __init__(self, config: Config, bootstrap: str, **kw: Any) -> None:
+    def __init__(self, config: Config, conn: KafkaConnection, **kw: Any) -> None:
         super().__init__(**kw)
-        self.page = StatusPage(config, bootstrap)
+        self.page = StatusPage(config, conn)
 
     async def on_start(self) -> None:
         await self.page.start()

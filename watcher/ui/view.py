@@ -9,11 +9,17 @@ tests and the benchmark) and answers the pages' questions without I/O. It keeps:
 * alerts, grouped alerts, decisions, dead letters, notifications and actions: those of the
   last ``keep`` (24 h) and at most ``limit`` of each kind, oldest dropped first, with at most
   ``per_key`` of them per incident and per job (the newest);
-* delivered marks: the latest ``limit`` notification keys' marks.
+* delivered marks: the latest ``limit`` notification keys' marks;
+* job events (``P.events``): those observed in the last ``keep``, at most ``limit`` and
+  ``per_key`` per job, indexed by job key and kept as the bytes they came in (the Job page
+  decodes the few of one job when asked: :meth:`TopicView.job_events`).
 
 Records arrive per partition in offset order; across partitions they are only roughly in time
-order, so "the last 24 h" is trimmed from the oldest *arrived* end. Pure: imports the event
-contract, the silence struct and the standard library.
+order, so "the last 24 h" is trimmed from the oldest *arrived* end. A job's events all travel
+on one partition (keyed by the job's incident subject), so the view holds a job's whole history
+exactly when it still holds the job's first sighting (no previous status) and dropped none of
+its events since; otherwise :meth:`TopicView.job_events` says it cannot tell, and the Job page
+reads the topic. Pure: imports the event contract, the silence struct and the standard library.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 import msgspec
 
@@ -38,6 +44,26 @@ PER_KEY = 50  # records of each kind per incident / per job
 _silence_dec = msgspec.json.Decoder(Silence)
 
 
+class _EventHead(msgspec.Struct, tag="job"):
+    """What indexing a ``JobEvent`` needs; the rest of the record is kept undecoded."""
+
+    job_key: str
+    observed_at: datetime
+    prev_status: str | None = None
+
+
+_head_dec = msgspec.json.Decoder(_EventHead)
+
+
+class EventRef(NamedTuple):
+    """One job event as the view keeps it: its index fields and the record's bytes."""
+
+    at: datetime
+    job_key: str
+    first: bool  # the job's first sighting: nothing came before it
+    raw: bytes
+
+
 class Recent(Generic[T]):
     """The newest records of one kind: at most ``limit`` in all and ``per_key`` per index key."""
 
@@ -47,6 +73,7 @@ class Recent(Generic[T]):
         self.items: deque[T] = deque()
         self.limit = limit
         self.by: dict[str, deque[T]] = {}
+        self.cut: set[str] = set()  # keys that lost a record while keeping others (not their whole story)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -59,6 +86,8 @@ class Recent(Generic[T]):
             d = self.by.get(k)
             if d is None:
                 d = self.by[k] = deque(maxlen=self.per_key)
+            elif len(d) == self.per_key:  # the append pushes its oldest out
+                self.cut.add(k)
             d.append(item)
 
     def _evict(self) -> None:
@@ -67,8 +96,10 @@ class Recent(Generic[T]):
             d = self.by.get(k)
             if d and d[0] is old:  # FIFO both ways: the oldest of its keys too, unless already pushed out
                 d.popleft()
+                self.cut.add(k)
             if d is not None and not d:
                 del self.by[k]
+                self.cut.discard(k)
 
     def trim(self, cutoff: datetime) -> None:
         while self.items and self.when(self.items[0]) < cutoff:
@@ -128,8 +159,10 @@ class Delivery:
 class TopicView:
     """The whole deployment as its topics tell it; see the module docstring for what is kept."""
 
-    def __init__(self, *, keep: timedelta = KEEP, limit: int = LIMIT, per_key: int = PER_KEY) -> None:
+    def __init__(self, *, keep: timedelta = KEEP, limit: int = LIMIT, per_key: int = PER_KEY,
+                 clock: Callable[[], datetime] | None = None) -> None:  # fmt: skip
         self.keep, self.limit, self.per_key = keep, limit, per_key
+        self.clock = clock or now_utc  # what "the last 24 h" counts back from, as events arrive
         self.clear()
 
     def clear(self) -> None:
@@ -153,6 +186,7 @@ class TopicView:
             lambda n: [f"i:{n.incident.id}", *([f"j:{n.alert.event.job_key}"] if n.alert is not None else [])],
         )
         self.actions: Recent[ev.Action] = recent(lambda a: a.at, lambda a: [f"i:{a.incident}"])
+        self.events: Recent[EventRef] = recent(lambda r: r.at, lambda r: [r.job_key])
         self.version = 0  # bumped by every applied record: the pages' "something changed"
         self.malformed = 0
 
@@ -234,6 +268,14 @@ class TopicView:
         if isinstance(rec := self._record(value), ev.Action):
             self.actions.add(rec)
 
+    def _on_events(self, key: bytes | None, value: bytes | None) -> None:
+        if not value:
+            return
+        head = _head_dec.decode(value)
+        if head.observed_at < self.clock() - self.keep:  # read from the topic's start: most are older
+            return
+        self.events.add(EventRef(head.observed_at, head.job_key, head.prev_status is None, bytes(value)))
+
     def _on_silences(self, key: bytes | None, value: bytes | None) -> None:
         if value:
             s = _silence_dec.decode(value)
@@ -242,7 +284,8 @@ class TopicView:
     def trim(self, now: datetime) -> None:
         """Forget what is older than ``keep``: records by their time, incidents resolved before it."""
         cutoff = now - self.keep
-        for recent in (self.alerts, self.grouped, self.decisions, self.dead, self.notifications, self.actions):
+        for recent in (self.alerts, self.grouped, self.decisions, self.dead, self.notifications, self.actions,
+                       self.events):  # fmt: skip
             recent.trim(cutoff)
         gone = [i for i, inc in self.incidents.items() if inc.resolved_at is not None and inc.resolved_at < cutoff]
         for i in gone:
@@ -251,6 +294,23 @@ class TopicView:
             self.version += 1
 
     # -- questions ----------------------------------------------------------------------------
+
+    def job_events(self, job_key: str) -> list[ev.JobEvent] | None:
+        """Every event of the job, oldest first, when the view holds its whole history (from its
+        first sighting, nothing dropped since); None when it cannot tell: the job is older than
+        the view keeps, unknown, or some of its events were pushed out."""
+        refs = self.events.by.get(job_key)
+        if not refs or job_key in self.events.cut or not refs[0].first:
+            return None
+        out = []
+        for r in refs:
+            try:
+                rec = ev.decode(r.raw)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                return None  # its head decoded, the rest not: let the topic reader say what it says
+            if isinstance(rec, ev.JobEvent):
+                out.append(rec)
+        return out
 
     def delivery(self, key: str) -> Delivery:
         marks = self.marks.get(key, {})
@@ -299,4 +359,5 @@ def topics(prefix: str, app_id: str) -> dict[str, str]:
         "actions": f"{prefix}.actions",
         "alerts": f"{prefix}.alerts",
         "grouping": f"{prefix}.grouping",
+        "events": f"{prefix}.events",
     }
