@@ -41,7 +41,8 @@ def test_the_parser_defines_these_commands() -> None:
         ("run",), ("demo",), ("simulate",), ("track",),
         ("config",), ("config", "check"), ("topics",), ("topics", "plan"), ("rules",), ("rules", "check"), ("rules", "test"), ("explain",),
         ("dlq",), ("dlq", "list"), ("dlq", "replay"),
-        ("silence",), ("silence", "add"), ("silence", "list"), ("silence", "expire"), ("notify",), ("notify", "test"),
+        ("silence",), ("silence", "add"), ("silence", "list"), ("silence", "expire"), ("ack",), ("unack",),
+        ("snooze",), ("notify",), ("notify", "test"),
     ]
 
 
