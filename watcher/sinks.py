@@ -96,6 +96,11 @@ class _Handler:
         self.box = box
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd API)
+        if self.box.delay:  # a slow server: the message counts only if the client is still there to hear 250
+            await asyncio.sleep(self.box.delay)
+            transport = getattr(server, "transport", None)
+            if transport is None or transport.is_closing():
+                return "421 the client went away"
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         part = msg.get_body(preferencelist=("plain", "html")) if msg.is_multipart() else msg
         text = part.get_content() if part is not None else ""
@@ -119,6 +124,7 @@ class Mailbox:
     on_receive: Callable[[Mail], None] | None = None
     mails: list[Mail] = field(default_factory=list)
     port: int = 0
+    delay: float = 0.0  # seconds each message takes to be accepted (a slow server)
     _controller: Any = None
 
     def start(self, port: int = 0) -> Mailbox:

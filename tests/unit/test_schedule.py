@@ -43,3 +43,30 @@ def test_parse_duration_rejects(bad):
 def test_format_duration():
     assert format_duration(5400) == "1h30m"
     assert format_duration(0.25) == "250ms"
+
+
+def test_due_queue_gives_the_latest_first_and_a_reschedule_replaces_the_old_entry() -> None:
+    from watcher.poller.schedule import DueQueue
+
+    q = DueQueue()
+    q.put("a", 10.0)
+    q.put("b", 5.0)
+    q.put("c", 7.0)
+    q.put("a", 3.0)  # rescheduled earlier: its old entry no longer counts
+    assert (len(q), q.next_at()) == (3, 3.0)
+    assert q.pop_due(6.0, limit=10) == ["a", "b"]  # the most overdue first, none of the future ones
+    assert q.pop_due(100.0, limit=10) == ["c"] and q.next_at() is None
+    q.put("d", 1.0)
+    q.discard("d")
+    assert q.pop_due(100.0, limit=10) == [] and "d" not in q
+
+
+def test_due_queue_never_skips_a_late_target() -> None:
+    from watcher.poller.schedule import DueQueue
+
+    q = DueQueue()
+    for i in range(100):
+        q.put(f"t{i}", float(i))
+    taken = q.pop_due(1000.0, limit=30)  # the loop can poll 30 at once
+    assert taken == [f"t{i}" for i in range(30)]
+    assert q.pop_due(1000.0, limit=100) == [f"t{i}" for i in range(30, 100)]

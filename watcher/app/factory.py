@@ -217,16 +217,19 @@ def build_app(
         retention=config.seconds(config.poll.retention),
     )  # fmt: skip
     ownership.on_revoke.append(poll.drain)
+    def reread(t: Any) -> Any:  # the re-read nets: a stage's topic, below what its agent was handed
+        async def read(starts: dict[int, int]) -> list[tuple[int, int, bytes | None]]:
+            return await read_from(conn, t.get_topic_name(), starts)
+
+        async def committed(parts: set[int]) -> dict[int, int]:
+            return await committed_offsets(conn, config.app.id, t.get_topic_name(), parts)
+
+        return dict(reread=read, committed=committed)
+
     incidents = IncidentStage(
         comps=comps, table=incidents_table, notifications_topic=notifications_topic, silences_topic=silences_topic,
-        partitions=n, owned=owned(alerts_topic),
+        partitions=n, owned=owned(alerts_topic), **reread(alerts_topic),
     )  # fmt: skip
-
-    async def reread(starts: dict[int, int]) -> list[tuple[int, int, bytes | None]]:
-        return await read_from(conn, notifications_topic.get_topic_name(), starts)
-
-    async def committed(parts: set[int]) -> dict[int, int]:
-        return await committed_offsets(conn, config.app.id, notifications_topic.get_topic_name(), parts)
 
     if not channels:  # Slack, signed webhooks, threaded mail (tokens and secrets from the environment)
         channel_set = ChannelSet.build(config.notify, config.slack)
@@ -234,8 +237,8 @@ def build_app(
         app.watcher_channel_set = channel_set  # type: ignore[attr-defined]
     notify = NotifyStage(
         comps=comps, channels=Channels(comps.notifier, channels), delivered=delivered, refs=refs,
-        dlq_topic=dlq_topic, budget=config.notify.retry, owned=owned(notifications_topic), reread=reread,
-        committed=committed, grace=config.seconds(config.app.shutdown_grace),
+        dlq_topic=dlq_topic, budget=config.notify.retry, owned=owned(notifications_topic),
+        grace=config.seconds(config.app.shutdown_grace), **reread(notifications_topic),
     )  # fmt: skip
 
     async def publish_status(key: str, record: ev.AnyRecord) -> None:
@@ -361,13 +364,14 @@ def build_app(
     async def stage_timers() -> None:
         await evaluate.tick()
 
-    incident_inputs = app.topic(alerts_topic.get_topic_name(), actions_topic.get_topic_name(), **raw)
+    alerts_name = alerts_topic.get_topic_name()
+    incident_inputs = app.topic(alerts_name, actions_topic.get_topic_name(), **raw)
 
     @app.agent(incident_inputs)
     async def keep_incidents(stream: Any) -> None:
         async for batch in stream.take_events(BATCH, within=WITHIN):
-            records = [(e.message.partition, r) for e in batch if (r := decode_or_warn(e.value, "alert or action"))]
-            await incidents.on_records(records)
+            await incidents.on_batch((e.message.topic == alerts_name, e.message.partition, e.message.offset,
+                                      decode_or_warn(e.value, "alert or action")) for e in batch)  # fmt: skip
 
     @app.timer(1.0)
     async def escalate_incidents() -> None:
@@ -384,7 +388,8 @@ def build_app(
             await notify.on_batch(records)
 
     @app.timer(RECONCILE_EVERY)
-    async def reconcile_notifications() -> None:
+    async def reconcile() -> None:  # the re-read nets: records left without an effect by a crash
+        await incidents.reconcile()
         await notify.reconcile()
 
     @app.timer(10.0)

@@ -33,6 +33,7 @@ import msgspec
 from aiokafka.partitioner import murmur2
 
 from watcher import events as ev
+from watcher.app.reread import Committed, Reread, RereadNet
 from watcher.incidents import escalation
 from watcher.incidents.model import Intent, apply_action, apply_alert, escalate, notifications
 from watcher.rules.silence import Silence, similar_silence
@@ -62,8 +63,11 @@ class IncidentStage:
     def __init__(
         self, *, comps: Any, table: Any, notifications_topic: Any, silences_topic: Any, partitions: int,
         owned: Callable[[], set[int] | None], retention: float = 86400.0, keep: float = 7 * 86400.0,
+        reread: Reread | None = None, committed: Committed | None = None,
     ) -> None:  # fmt: skip
         self.comps, self.table, self.partitions, self.owned = comps, table, partitions, owned
+        self.net = RereadNet(what="alerts and actions", owned=owned, reread=reread or _nothing,
+                             committed=committed or _none, handled=self._left_a_trace, recover=self._recover)  # fmt: skip
         self.notifications_topic, self.silences_topic = notifications_topic, silences_topic
         self.retention, self.keep = retention, keep
         self.lock = asyncio.Lock()
@@ -112,6 +116,16 @@ class IncidentStage:
         self._indexed = frozenset(parts)
 
     # -- the agent ---------------------------------------------------------------------------
+
+    async def on_batch(self, records: Iterable[tuple[bool, int, int, ev.AnyRecord | None]]) -> int:
+        """The agent's batch: (from the alerts topic?, partition, offset, record); notifications made."""
+        batch = []
+        for alerts, partition, offset, record in records:
+            if alerts:  # the net re-reads the alerts topic (actions are few, and leave their trace too)
+                self.net.saw(partition, offset)
+            if record is not None:
+                batch.append((partition, record))
+        return await self.on_records(batch)
 
     async def on_records(self, records: Iterable[tuple[int, ev.AnyRecord]]) -> int:
         """One batch of alerts and actions (with their partitions); notifications made."""
@@ -240,6 +254,39 @@ class IncidentStage:
                 self._put(None, incident_id, partition)
                 dropped += 1
         return dropped
+
+
+    # -- the re-read net ---------------------------------------------------------------------
+
+    def _left_a_trace(self, record: Any) -> bool:
+        """Whether ``record`` reached its incident (or is too old to judge: its incident may have
+        left the table)."""
+        if isinstance(record, ev.Alert):
+            if (datetime.now(UTC) - record.fired_at).total_seconds() > self.retention:
+                return True
+            incident = self.get(record.incident or record.key)
+            return incident is not None and (record.key in incident.alerts or incident.opened_at > record.fired_at)
+        if isinstance(record, ev.Action):
+            incident = self.get(record.incident)
+            return incident is None or f"action:{record.id}" in incident.alerts
+        return True
+
+    async def _recover(self, record: Any, partition: int) -> None:
+        what = record.key if isinstance(record, ev.Alert) else f"action {record.id}"
+        log.warning("%s reached no incident (its worker stopped, or the stream skipped it): applying it now", what)
+        self.comps.metrics.recovered.inc()
+        await self.on_records([(partition, record)])
+
+    async def reconcile(self) -> int:
+        return await self.net.round()
+
+
+async def _nothing(starts: dict[int, int]) -> list[tuple[int, int, bytes | None]]:
+    return []
+
+
+async def _none(parts: set[int]) -> dict[int, int]:
+    return {}
 
 
 def _actions(incident: ev.Incident) -> set[str]:

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from watcher import events as ev
-from watcher.errors import BrokerError
+from watcher.app.reread import Committed, Reread, RereadNet
 from watcher.notify.channel import Channel, SendResult
 from watcher.notify.config import RetryBudget
 from watcher.notify.delivery import Delivery
@@ -40,9 +40,6 @@ log = logging.getLogger("watcher.app")
 
 #: How often each worker re-reads its notifications partitions for ones nobody settled.
 RECONCILE_EVERY = 10.0
-
-Reread = Callable[[dict[int, int]], Awaitable[list[tuple[int, int, bytes | None]]]]
-Committed = Callable[[set[int]], Awaitable[dict[int, int]]]
 
 
 class NotifyStage:
@@ -55,12 +52,10 @@ class NotifyStage:
     ) -> None:  # fmt: skip
         self.comps, self.channels, self.delivered, self.refs, self.dlq_topic = comps, channels, delivered, refs, dlq_topic
         self.budget, self.owned, self.grace = budget, owned, grace
-        self._reread, self._committed = reread, committed
         self.inflight: dict[str, asyncio.Task[None]] = {}
         self.chains: dict[tuple[str, str], asyncio.Future[Any]] = {}
-        self.seen: dict[int, int] = {}  # partition -> one past the last offset the agent handed us
-        self.reconciled: dict[int, int] = {}  # partition -> where the re-read net looks next
-        self.recovered = 0
+        self.net = RereadNet(what="notifications", owned=owned, reread=reread or _nothing, committed=committed or _none,
+                             handled=self._had_a_fate, recover=self._recover)  # fmt: skip
 
     # -- marks and refs ----------------------------------------------------------------------
 
@@ -80,7 +75,7 @@ class NotifyStage:
         """Start each notification's delivery; wait for them up to ``inline_seconds``."""
         started: dict[asyncio.Task[None], str] = {}
         for partition, offset, n in records:
-            self.seen[partition] = max(self.seen.get(partition, 0), offset + 1)
+            self.net.saw(partition, offset)
             task = self.start(n, partition)
             if task is not None:
                 started[task] = n.key
@@ -167,7 +162,7 @@ class NotifyStage:
         log.error("notification %s dead-lettered: %s", n.key, outcome.reason)
 
     def _rewind(self, partition: int) -> None:
-        self.reconciled.pop(partition, None)
+        self.net.rewind(partition)
 
     # -- stopping ----------------------------------------------------------------------------
 
@@ -187,41 +182,29 @@ class NotifyStage:
 
     # -- the re-read net ---------------------------------------------------------------------
 
+    def _had_a_fate(self, record: Any) -> bool:
+        if not isinstance(record, ev.Notification) or record.replay:
+            return True  # a replay is the dlq tool's, delivered by the agent
+        return record.key in self.inflight or self.settled(record.key) is not None
+
+    async def _recover(self, record: ev.Notification, partition: int) -> None:
+        log.warning("notification %s was never settled (its worker stopped mid-delivery): delivering it now",
+                    record.key)  # fmt: skip
+        self.comps.metrics.recovered.inc()
+        self.start(record, partition)
+
     async def reconcile(self) -> int:
-        """Deliver what this worker's notifications partitions hold below what was committed or
-        handed to us, with no settled mark and no delivery under way; how many it delivered."""
-        parts = self.owned()
-        if parts is None or self._reread is None or self._committed is None:
-            return 0
-        for p in set(self.reconciled) - parts:  # moved to another worker: it looks from the start
-            del self.reconciled[p]
-        for p in set(self.seen) - parts:
-            del self.seen[p]
-        try:
-            committed = await self._committed(parts)
-            limits = {p: max(committed.get(p, 0), self.seen.get(p, 0)) for p in parts}
-            starts = {p: self.reconciled.get(p, 0) for p in parts if limits[p] > self.reconciled.get(p, 0)}
-            records = await self._reread(starts) if starts else []
-        except (BrokerError, OSError, TimeoutError) as e:  # the broker away: the next round looks again
-            log.info("re-reading the notifications for unsettled ones failed, trying again later: %s", e)
-            return 0
-        delivered = 0
-        for partition, offset, value in records:
-            if offset >= limits.get(partition, 0):
-                continue  # the agent's, still to come
-            self.reconciled[partition] = max(self.reconciled.get(partition, 0), offset + 1)
-            try:
-                record = ev.decode(value or b"")
-            except Exception:
-                continue
-            if not isinstance(record, ev.Notification) or record.replay or record.key in self.inflight:
-                continue
-            if self.settled(record.key) is not None:
-                continue
-            log.warning("notification %s was never settled (its worker stopped mid-delivery): delivering it now",
-                        record.key)  # fmt: skip
-            self.recovered += 1
-            self.comps.metrics.recovered.inc()
-            self.start(record, partition)
-            delivered += 1
-        return delivered
+        """One round of the re-read net; how many notifications it delivered."""
+        return await self.net.round()
+
+    @property
+    def recovered(self) -> int:
+        return self.net.recovered
+
+
+async def _nothing(starts: dict[int, int]) -> list[tuple[int, int, bytes | None]]:
+    return []
+
+
+async def _none(parts: set[int]) -> dict[int, int]:
+    return {}

@@ -141,6 +141,8 @@ def apply_alert(incident: Incident | None, alert: Alert, now: datetime) -> tuple
             return incident, []
         episode = incident.episode + 1 if incident is not None else 1
         opened = open_incident(alert, now, episode)
+        if incident is not None:  # an earlier episode's alerts stay known: a replay of one is still a no-op
+            opened = revise(opened, alerts=_remember(incident.alerts, alert.key))
         what = ", ".join(f"{label(j)} {j.status}" for j in opened.jobs[:3])
         return opened, [Intent("open", "all", opened, change=what, alert=alert)]
 

@@ -1,0 +1,79 @@
+"""The re-read net: records a stage's agent should have handled, found again and handled once.
+
+Across a crash a record can be left without an effect below a committed offset: its worker
+died mid-way (a delivery still retrying off the queue, whose offset was already committed), or
+Faust skipped it (a partition never committed is not rewound after an assignment: README,
+Performance). Each stage knows the durable trace a handled record leaves (a settled mark, the
+alert key in its incident); this net re-reads the partitions the worker owns, only below what
+the consumer group committed or what the agent was already handed — above that, records are
+the agent's, still to come — and hands every record that left no trace to the stage, which
+handles it and says so. So it warns only about records that truly had no fate, and counts them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from watcher import events as ev
+from watcher.errors import BrokerError
+
+log = logging.getLogger("watcher.app")
+
+Reread = Callable[[dict[int, int]], Awaitable[list[tuple[int, int, bytes | None]]]]
+Committed = Callable[[set[int]], Awaitable[dict[int, int]]]
+
+
+class RereadNet:
+    """One topic's net for one stage (see the module docstring)."""
+
+    def __init__(self, *, what: str, owned: Callable[[], set[int] | None], reread: Reread, committed: Committed,
+                 handled: Callable[[Any], bool], recover: Callable[[Any, int], Awaitable[None]]) -> None:  # fmt: skip
+        self.what, self.owned, self._reread, self._committed = what, owned, reread, committed
+        self.handled, self.recover = handled, recover
+        self.seen: dict[int, int] = {}  # partition -> one past the last offset the agent was handed
+        self.reconciled: dict[int, int] = {}  # partition -> where the net looks next
+        self.recovered = 0
+
+    def saw(self, partition: int, offset: int) -> None:
+        """The agent was handed this record (call for every record of its batches)."""
+        if offset + 1 > self.seen.get(partition, 0):
+            self.seen[partition] = offset + 1
+
+    def rewind(self, partition: int) -> None:
+        """A record of ``partition`` was left unhandled here: look at the partition again."""
+        self.reconciled.pop(partition, None)
+
+    async def round(self) -> int:
+        """Look once; how many records it handed to ``recover``."""
+        parts = self.owned()
+        if parts is None:
+            return 0
+        for p in set(self.reconciled) - parts:  # moved to another worker: it looks from the start
+            del self.reconciled[p]
+        for p in set(self.seen) - parts:
+            del self.seen[p]
+        try:
+            committed = await self._committed(parts)
+            limits = {p: max(committed.get(p, 0), self.seen.get(p, 0)) for p in parts}
+            starts = {p: self.reconciled.get(p, 0) for p in parts if limits[p] > self.reconciled.get(p, 0)}
+            records = await self._reread(starts) if starts else []
+        except (BrokerError, OSError, TimeoutError) as e:  # the broker away: the next round looks again
+            log.info("re-reading the %s for ones without a fate failed, trying again later: %s", self.what, e)
+            return 0
+        found = 0
+        for partition, offset, value in records:
+            if offset >= limits.get(partition, 0):
+                continue  # the agent's, still to come
+            self.reconciled[partition] = max(self.reconciled.get(partition, 0), offset + 1)
+            try:
+                record = ev.decode(value or b"")
+            except Exception:
+                continue
+            if self.handled(record):
+                continue
+            self.recovered += 1
+            found += 1
+            await self.recover(record, partition)
+        return found
