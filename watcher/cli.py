@@ -30,7 +30,7 @@ Kafka, and security_protocol, ssl_* and sasl_* for TLS and SASL (README: Product
 def cmd_run(args: argparse.Namespace) -> int:
     from watcher.app.runner import run_worker
     from watcher.config import load_config
-    from watcher.preflight import checkup
+    from watcher.checkup import checkup
 
     config = load_config(args.config)
     found = checkup(config)  # the checks of `config check`, made before anything starts
@@ -47,7 +47,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     from watcher.config import load_config
-    from watcher.preflight import checkup
+    from watcher.checkup import checkup
 
     config = load_config(args.config)
     found = checkup(config)
