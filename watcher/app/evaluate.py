@@ -116,7 +116,10 @@ class EvaluateStage:
 
     @property
     def by_name(self) -> dict[str, CompiledRule]:
-        return {r.name: r for r in self.comps.ruleset().rules}
+        rules = self.comps.ruleset().rules
+        if getattr(self, "_named_rules", None) is not rules:  # rebuilt once per (re)load, not per event
+            self._named_rules, self._by_name = rules, {r.name: r for r in rules}
+        return self._by_name
 
     # -- the evaluate agent ---------------------------------------------------------------
 
