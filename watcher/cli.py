@@ -29,8 +29,8 @@ Kafka, and security_protocol, ssl_* and sasl_* for TLS and SASL (README: Product
 
 def cmd_run(args: argparse.Namespace) -> int:
     from watcher.app.runner import run_worker
-    from watcher.config import load_config
     from watcher.checkup import checkup
+    from watcher.config import load_config
 
     config = load_config(args.config)
     found = checkup(config)  # the checks of `config check`, made before anything starts
@@ -46,8 +46,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from watcher.config import load_config
     from watcher.checkup import checkup
+    from watcher.config import load_config
 
     config = load_config(args.config)
     found = checkup(config)

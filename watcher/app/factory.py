@@ -396,6 +396,7 @@ def build_app(
     async def publish_statuses() -> None:
         if ownership.partitions() is None:
             return
+        board.own(poll.generation)
         for tid in sorted(poll.mine):
             memo = poll.memos.get(tid)
             if memo is not None:

@@ -182,6 +182,7 @@ class PollStage:
         self.forced: set[str] = set()
         self.wake = asyncio.Event()
         self.outcomes: list[Callable[[Target, TargetState, PollOutcome], None]] = []
+        self.generation = 0  # counts the changes of which targets this worker polls
 
     # -- ownership ---------------------------------------------------------------------------
 
@@ -202,6 +203,7 @@ class PollStage:
                 self.memos[tid] = TargetState()
                 self.queue.put(tid, now if tid in self.forced else first_due(now, self.intervals.fast, self.rng))
             self.mine = mine
+            self.generation += 1
         return True
 
     async def drain(self, partitions: set[int], grace: float = 5.0) -> None:
@@ -214,6 +216,7 @@ class PollStage:
         for tid in [t for t in self.mine if partition_for(t, self.partitions) in partitions]:
             self.queue.discard(tid)
             self.mine.discard(tid)
+        self.generation += 1
 
     # -- requests ----------------------------------------------------------------------------
 

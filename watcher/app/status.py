@@ -28,6 +28,16 @@ WINDOW = 600.0  # "in the last 10 minutes"
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _material(record: ev.TargetStatus | ev.WorkerStatus) -> Any:
+    if isinstance(record, ev.TargetStatus):
+        return msgspec.structs.replace(record, updated_at=_EPOCH, polls=0, last_ok=None, last_attempt=None,
+                                       requests_10m=0, throttled_10m=min(record.throttled_10m, 1))  # fmt: skip
+    return msgspec.structs.replace(record, updated_at=_EPOCH)
+
+
 def _utc(ts: float) -> datetime | None:
     return datetime.fromtimestamp(ts, UTC) if ts else None
 
@@ -40,6 +50,14 @@ class StatusBoard:
         self.windows: dict[str, deque[tuple[float, int, int]]] = {}
         self._last: dict[str, tuple[Any, float]] = {}
         self.started = datetime.now(UTC)
+
+    def own(self, generation: int) -> None:
+        """Which assignment the poll stage is at: after a rebalance every target is announced at once,
+        so the topic says who polls what right away."""
+        if generation != getattr(self, "_generation", None):
+            self._generation = generation
+            for key in [k for k in self._last if not k.startswith("worker:")]:
+                del self._last[key]
 
     def observe(self, target: Target, state: TargetState, outcome: PollOutcome) -> None:
         """A poll hook (``PollStage.outcomes``): count its requests and 429s."""
@@ -63,8 +81,10 @@ class StatusBoard:
         )  # fmt: skip
 
     async def offer(self, key: str, record: ev.TargetStatus | ev.WorkerStatus) -> bool:
-        """Publish ``record`` if it says something new (or the last one is getting old)."""
-        same = msgspec.structs.replace(record, updated_at=datetime(2000, 1, 1, tzinfo=UTC))
+        """Publish ``record`` if it says something new (or the last one is getting old). What only
+        moves with time (poll counts and times, request counts) is not news: an idle deployment of
+        thousands of targets publishes each once a ``refresh``, not once a poll."""
+        same = _material(record)
         last = self._last.get(key)
         now = time.monotonic()
         if last is not None and last[0] == same and now - last[1] < self.refresh:
