@@ -178,8 +178,11 @@ async def test_every_cli_tool_works_over_sasl_ssl(secure_kafka: SecureLeg, tmp_p
     assert story.stdout.splitlines() == [
         f"job {event.job_key} (live, from the {prefix}.* topics)",
         f"{utc(now)}  FAIL (first seen): evs-job-failed",  # the rule of rules/default.yaml it matches
-        f"alert {alert.key} (volume-failed, firing)",  # the replayed dead letter, on the alerts topic
-        "    published, not delivered yet",  # no worker runs
+        f"alert {alert.key} (volume-failed, firing)",
+        f"    → incident {alert.incident}",
+        f"incident {alert.incident} (volume-failed, firing, 1 job(s))",
+        "    open 1/1 to every target",  # the replayed dead letter, on the notifications topic
+        "        not delivered yet",  # no worker runs
     ]
 
 

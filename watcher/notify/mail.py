@@ -176,7 +176,7 @@ class MailChannel:
         return thread_ids(inc.id, inc.episode, inc.seq, notification.kind, self.domain, summary.title(inc))
 
     async def send(self, notification: Notification, ref: str | None) -> SendResult:
-        subject, body = summary.mail_text(notification, links=self.links, jobs=self.jobs, limit=self.body_limit)
+        subject, body = summary.mail_subject(notification), mail_body(notification, self.body_limit)
         plugin = ThreadedEmail(thread=self.thread_of(notification), **self._kwargs)
         plugin.request_rate_per_sec = 0  # the Pacer paces; a fresh plugin has no memory of the last send
         await self.pacer.wait()
@@ -201,6 +201,22 @@ class MailChannel:
 
     async def close(self) -> None:
         """Nothing held between sends."""
+
+
+def mail_body(notification: Notification, limit: int = 4000) -> str:
+    """The body of a mail about ``notification``: the alert's own text as every mail target gets it
+    (:func:`watcher.notify.render.render`, the mail layout: the full body and the alert key),
+    the incident's other jobs, what changed (after the first mail), and the incident footer."""
+    from watcher.notify.render import incident_section, notification_alert, render
+
+    inc = notification.incident
+    _, text = render(notification_alert(notification), title_limit=1 << 30, body_limit=1 << 30, kind="mail")
+    parts = [] if notification.kind == "open" else [summary.change_line(notification)]
+    parts.append(text)
+    if section := incident_section(notification):
+        parts.append(sanitize(section, 1 << 30))
+    footer = f"\nIncident {summary.clean(inc.id, 500)}, episode {inc.episode}, notification {inc.seq} ({notification.kind})."
+    return sanitize("\n\n".join(parts), max(1, limit - len(footer))) + footer
 
 
 def _notify_type(notification: Notification) -> apprise.NotifyType:

@@ -220,9 +220,7 @@ def notification_alert(notification: Notification) -> Alert:
     """The alert whose text a non-editable channel sends for ``notification``: the alert behind
     the change, marked as an escalation or a resolution where that is what it is."""
     inc = notification.incident
-    base = notification.alert or inc.last_alert
-    if base is None:  # an incident always has a last alert; be safe with hand-made records
-        raise ValueError(f"notification {notification.key} has no alert to render")
+    base = notification.alert or inc.last_alert or _alert_of(inc)
     if notification.kind == "resolve" and base.kind != "resolved":
         return msgspec.structs.replace(
             base, kind="resolved", title=f"[RESOLVED] {inc.title}", default_body=False,
@@ -234,6 +232,30 @@ def notification_alert(notification: Notification) -> Alert:
             body=f"{notification.change}.\n\n{base.body or default_body(base)}",
         )  # fmt: skip
     return base
+
+
+def _alert_of(inc: Any) -> Alert:
+    """An alert standing for an incident that carries none (a hand-made record): its first job."""
+    from watcher.events import JobEvent, job_key
+
+    j = inc.jobs[0] if inc.jobs else None
+    event = JobEvent(
+        source=j.source if j else inc.source, region=inc.region, project_id=inc.project_id,
+        job_key=j.job_key if j else job_key(inc.source, inc.region, inc.project_id, inc.subject),
+        job_id=j.job_id if j else inc.subject, parent_job_id=j.parent_job_id if j else None,
+        job_type=j.job_type if j else "", status=j.status if j else inc.state.upper(),
+        phase=j.phase if j else "other", error_code=j.error_code if j else None, message=j.message if j else None,
+        entities=j.entities if j else _no_entities(),
+        observed_at=inc.updated_at,
+    )  # fmt: skip
+    return Alert(key=inc.id, rule=inc.rule, severity=inc.severity, tags=inc.tags, title=inc.title, body="",
+                 event=event, fired_at=inc.opened_at, incident=inc.id, default_body=True)  # fmt: skip
+
+
+def _no_entities() -> Any:
+    from watcher.events import Entities
+
+    return Entities()
 
 
 def _job_line(job: IncidentJob) -> str:
