@@ -277,6 +277,9 @@ class Incident(msgspec.Struct, frozen=True, kw_only=True, tag="incident", omit_d
     seq: int = 0  # notifications made in this episode
     escalated: int = 0  # escalation steps fired in this episode
     last_alert: Alert | None = None  # the latest alert merged in (its rendered title and body)
+    #: Just opened: the page waits a moment (``SETTLE``) for the rest of its jobs' alerts, so a job
+    #: and its failed sub-jobs seen in one poll are one page naming them all.
+    settling: bool = False
 
 
 NotificationKind = Literal["open", "update", "resolve", "escalate", "remind"]

@@ -373,8 +373,8 @@ def build_app(
             await incidents.on_batch((e.message.topic == alerts_name, e.message.partition, e.message.offset,
                                       decode_or_warn(e.value, "alert or action")) for e in batch)  # fmt: skip
 
-    @app.timer(1.0)
-    async def escalate_incidents() -> None:
+    @app.timer(0.1)
+    async def settle_and_escalate() -> None:  # pages of incidents that gathered their jobs; escalations
         await incidents.tick()
 
     @app.agent(notifications_topic)

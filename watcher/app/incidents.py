@@ -35,10 +35,16 @@ from aiokafka.partitioner import murmur2
 from watcher import events as ev
 from watcher.app.reread import Committed, Reread, RereadNet
 from watcher.incidents import escalation
-from watcher.incidents.model import Intent, apply_action, apply_alert, escalate, notifications
+from watcher.incidents.model import Intent, apply_action, apply_alert, escalate, fold, label, notifications
 from watcher.rules.silence import Silence, similar_silence
 
 log = logging.getLogger("watcher.app")
+
+#: How long a new incident gathers the alerts about it that are still on their way before its page
+#: goes out: the events of one poll (a job and its sub-jobs) reach the incident stage within
+#: milliseconds of each other, but can fall into two of its batches. Gathered, they are one page
+#: naming every failed job; the row records it (``settling``), so a successor sends it if we die.
+SETTLE = 0.5
 
 _dec = msgspec.json.Decoder(ev.Incident)
 _silence_enc = msgspec.json.Encoder()
@@ -73,6 +79,7 @@ class IncidentStage:
         self.lock = asyncio.Lock()
         # When each incident of this worker's partitions may next escalate: the timer looks only here.
         self._due: dict[str, tuple[int, datetime]] = {}
+        self._settling: dict[str, tuple[int, datetime]] = {}  # just opened: when its page goes out
         self._indexed: frozenset[int] | None = None
 
     # -- the table ---------------------------------------------------------------------------
@@ -102,6 +109,10 @@ class IncidentStage:
         self._indexed = None
 
     def _index(self, incident_id: str, partition: int, incident: ev.Incident | None) -> None:
+        if incident is not None and incident.settling:
+            self._settling[incident_id] = (partition, incident.opened_at + timedelta(seconds=SETTLE))
+        else:
+            self._settling.pop(incident_id, None)
         due = escalation.due_at(incident, self._steps(incident.rule)) if incident is not None else None
         if due is None:
             self._due.pop(incident_id, None)
@@ -110,6 +121,7 @@ class IncidentStage:
 
     def _reindex(self, parts: set[int]) -> None:
         self._due.clear()
+        self._settling.clear()
         for incident_id, raw in list(self.table.data.items()):
             if raw and (partition := partition_of(incident_id, self.partitions)) in parts:
                 self._index(incident_id, partition, _dec.decode(raw))
@@ -167,6 +179,11 @@ class IncidentStage:
         for incident_id, (partition, before, current, intents) in work.items():
             if current is None or current == before:
                 continue
+            intents = fold(intents)
+            if current.settling or any(i.kind == "open" for i in intents):
+                # Gathering: the page goes out when it settles (tick), with every job known by then.
+                current = msgspec.structs.replace(current, settling=True)
+                intents = []
             if intents:
                 current, notes = notifications(current, intents, now)
                 for note in notes:
@@ -208,17 +225,20 @@ class IncidentStage:
         return self.owned()
 
     async def tick(self, now: datetime | None = None) -> int:
-        """Fire the escalation steps that are due, on the incidents of this worker's partitions."""
+        """Send the pages of the incidents that settled, and fire the escalation steps that are due,
+        on the incidents of this worker's partitions."""
         parts = self._mine()
         if parts is None:
-            return 0
-        rules = {r.name: r for r in self.comps.ruleset().rules}
-        if not any(r.options.escalate for r in rules.values()):
             return 0
         now = now or datetime.now(UTC)
         async with self.lock:
             if self._indexed != frozenset(parts):  # partitions moved (or rules reloaded): look again
                 self._reindex(parts)
+            made = await self._settle(parts, now)
+        rules = {r.name: r for r in self.comps.ruleset().rules}
+        if not any(r.options.escalate for r in rules.values()):
+            return made
+        async with self.lock:
             work: dict[str, tuple[int, ev.Incident | None, ev.Incident | None, list[Intent]]] = {}
             for incident_id, (partition, due) in list(self._due.items()):
                 if due > now or partition not in parts:
@@ -234,7 +254,37 @@ class IncidentStage:
                 after, intent = escalate(incident, step, steps[step].tags, steps[step].after, now)
                 work[incident_id] = (partition, incident, after, [intent])
                 self.comps.stats.escalated += 1
-            return await self._commit(work, [], now) if work else 0
+            return made + (await self._commit(work, [], now) if work else 0)
+
+    async def _settle(self, parts: set[int], now: datetime) -> int:
+        """The pages of the incidents whose gathering time is over: the opening, as the incident
+        stands now (and its resolution, in the rare case it resolved meanwhile)."""
+        sent: list[Any] = []
+        rows: list[tuple[str, int, ev.Incident]] = []
+        made = 0
+        for incident_id, (partition, due) in list(self._settling.items()):
+            if due > now or partition not in parts:
+                continue
+            incident = self.get(incident_id)
+            if incident is None or not incident.settling:
+                self._settling.pop(incident_id, None)
+                continue
+            settled = msgspec.structs.replace(incident, settling=False)
+            firing = msgspec.structs.replace(settled, state="firing", resolved_at=None)
+            what = ", ".join(f"{label(j)} {j.status}" for j in settled.jobs[:3])
+            intents = [Intent("open", "all", firing, change=what, alert=settled.last_alert)]
+            if settled.state == "resolved":
+                intents.append(Intent("resolve", "all", settled, change="resolved", alert=settled.last_alert))
+            settled, notes = notifications(settled, intents, now)
+            for note in notes:
+                self._count(note)
+                sent.append(await self.notifications_topic.send(key=incident_id.encode(), value=ev.encode(note)))
+            made += len(notes)
+            rows.append((incident_id, partition, settled))
+        await asyncio.gather(*sent)  # the page durable before the row says it went out
+        for incident_id, partition, incident in rows:
+            self._put(incident, incident_id, partition)
+        return made
 
     def evict(self, now: datetime | None = None) -> int:
         """Forget incidents of this worker's partitions that are long over."""
