@@ -424,6 +424,48 @@ async def test_a_notification_the_stream_never_reads_is_still_delivered_once(rig
 
 
 @kafka_only
+async def test_an_alert_the_stream_never_reads_still_pages_once(rig: Rig) -> None:
+    """The same for an alert: on the alerts topic with the group's offset committed past it (its
+    worker died before the incident it opened was on the broker). The incidents' re-read net
+    applies it: one page, one warning, and the next rounds leave it alone."""
+    from aiokafka import TopicPartition
+
+    from watcher.app.topics import ensure_topics
+    from watcher.events import Alert, encode, job_key
+
+    running = await rig.simulator(scenario(desktops=(1, 1), fail=0.0), at_end=True)
+    sink = await rig.webhook()
+    cfg = rig.config(running, [(sink.url(), ["webhook"])])
+    topic, conn = f"{rig.prefix}.alerts", rig.broker.conn
+    await ensure_topics(conn, {topic: 4})
+    fired = datetime.now(UTC) - timedelta(minutes=1)
+    event = JobEvent(source="evs", region="cn-north-4", project_id=P1, job_key=job_key("evs", "cn-north-4", P1, "lost-2"),
+                     job_id="lost-2", job_type="extendVolume", status="FAIL", phase="failed", observed_at=fired)
+    alert = Alert(key="volume-failed|lost-2", rule="volume-failed", tags=("webhook",), title="[FAIL] the unread alert",
+                  body="its incident was lost", event=event, fired_at=fired, incident="volume-failed|evs/lost-2")  # fmt: skip
+    producer = conn.producer()
+    await producer.start()
+    try:
+        meta = await producer.send_and_wait(topic, encode(alert), key=alert.incident.encode())
+    finally:
+        await producer.stop()
+    group = conn.consumer(group_id=rig.prefix, enable_auto_commit=False)
+    await group.start()
+    try:
+        group.assign([TopicPartition(topic, meta.partition)])
+        await group.commit({TopicPartition(topic, meta.partition): meta.offset + 1})
+    finally:
+        await group.stop()
+    worker = rig.worker(cfg, "worker")
+    await wait_for(lambda: len(sink.received) >= 1, 90, "the page of the unread alert", worker)
+    await asyncio.sleep(12)  # another re-read round: it must not page again
+    assert [r.body["title"] for r in sink.received] == ["[FAIL] the unread alert"]
+    out = worker.output()
+    assert out.count(f"{alert.key} reached no incident") == 1
+    assert out.count("reached no incident") == 1 and "was never settled" not in out
+
+
+@kafka_only
 async def test_a_dead_target_does_not_hold_up_the_alerts_behind_it(rig: Rig) -> None:
     """Every alert goes to two targets; one is down. The healthy one gets every alert while the
     dead one's retries go on off the delivery queue (the budget is far from spent); when it comes

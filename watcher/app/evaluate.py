@@ -37,6 +37,7 @@ from watcher import events as ev
 from watcher.app import inhibitions as inhibition_feed
 from watcher.app.inhibitions import InhibitionBook
 from watcher.app.silences import SilenceBook
+from watcher.app.tables import Rows
 from watcher.rules import burst, grouping, inhibit, share, stuck
 from watcher.rules.compile import CompiledRule
 from watcher.rules.inhibit import Inhibition
@@ -111,6 +112,7 @@ class EvaluateStage:
         self.shares, self.shares_topic, self.inhibitions_topic = shares, shares_topic, inhibitions_topic
         self.events_topic, self.alerts_topic = events_topic, alerts_topic
         self.grouping_topic, self.decisions_topic = grouping_topic, decisions_topic
+        self.rows = Rows()  # the stuck timers, burst windows, shares and groups written, until durable
 
     # -- rules ----------------------------------------------------------------------------
 
@@ -123,8 +125,13 @@ class EvaluateStage:
 
     # -- the evaluate agent ---------------------------------------------------------------
 
+    async def durable(self) -> None:
+        """Return once the rows the events so far wrote are on the broker (before their batch is acked)."""
+        await self.rows.durable()
+
     async def on_event(self, event: ev.JobEvent, partition: int) -> None:
-        """Match ``event``; start/end its stuck timers; pass every alert through the stages."""
+        """Match ``event``; start/end its stuck timers; pass every alert through the stages.
+        The agent calls :meth:`durable` after each batch."""
         now = datetime.now(UTC)
         rules = self.comps.ruleset()
         by_name = self.by_name
@@ -167,9 +174,9 @@ class EvaluateStage:
         before = _timer_dec.decode(raw).state if raw else None
         state, resolved = stuck.on_event(before, event, rules, names, now)
         if state is not None:
-            write_row(self.timers, event.job_key, _dump(TimerSlot(partition=partition, state=state)), partition)
+            self.rows.write(self.timers, event.job_key, _dump(TimerSlot(partition=partition, state=state)), partition)
         elif before is not None:
-            write_row(self.timers, event.job_key, None, partition)
+            self.rows.write(self.timers, event.job_key, None, partition)
         by_name = {r.name: r for r in rules}
         return [(by_name[a.rule], a) for a in resolved]
 
@@ -213,12 +220,13 @@ class EvaluateStage:
         slot = self.windows.get(key)
         now = datetime.now(UTC)
         window, alerts = burst.on_event(_burst_dec.decode(slot).window if slot else None, hit.event, rule, now)
-        write_row(self.windows, key, _dump(BurstSlot(partition=partition, window=window)), partition)
+        self.rows.write(self.windows, key, _dump(BurstSlot(partition=partition, window=window)), partition)
         if window.episode is not None and not alerts and rule.options.inhibits:  # a burst going on keeps its cover
             until = hit.event.observed_at + timedelta(seconds=rule.options.burst_within)  # poller events are UTC
             source = burst.episode_key(rule.name, burst.group_values(hit.event, rule.options.burst_by), window.episode)
             await self._publish_inhibitions(self.inhibitions.extended(source, until, now))
         await self.admit_all([(rule, a) for a in alerts], now)
+        await self.rows.durable()
 
     # -- the share agent ------------------------------------------------------------------
 
@@ -232,11 +240,12 @@ class EvaluateStage:
         slot = self.shares.get(key)
         now = datetime.now(UTC)
         state, alerts = share.on_event(_share_dec.decode(slot).state if slot else None, hit.event, rule, hit.matched, now)
-        write_row(self.shares, key, _dump(ShareSlot(partition=partition, state=state)), partition)
+        self.rows.write(self.shares, key, _dump(ShareSlot(partition=partition, state=state)), partition)
         if hit.matched and state.fired_at is not None and not alerts and rule.options.inhibits:
             source = share.alert_key(rule.name, hit.event)
             await self._publish_inhibitions(self.inhibitions.extended(source, now + inhibit.HOLD, now))
         await self.admit_all([(rule, a) for a in alerts], now)
+        await self.rows.durable()
 
     # -- the grouping agent ---------------------------------------------------------------
 
@@ -254,7 +263,8 @@ class EvaluateStage:
             return
         group = grouping.add(slot.group if slot else None, alert, spec, datetime.now(UTC))
         seen = [*(slot.seen if slot else []), alert.key]
-        write_row(self.groups, key, _dump(GroupSlot(partition=partition, group=group, seen=seen)), partition)
+        self.rows.write(self.groups, key, _dump(GroupSlot(partition=partition, group=group, seen=seen)), partition)
+        await self.rows.durable()
 
     # -- the timer ------------------------------------------------------------------------
 
@@ -278,7 +288,7 @@ class EvaluateStage:
             if due is None or due > now:
                 continue
             state, alerts = stuck.on_tick(slot.state, by_name, now)
-            write_row(self.timers, key, _dump(TimerSlot(partition=slot.partition, state=state)), slot.partition)
+            self.rows.write(self.timers, key, _dump(TimerSlot(partition=slot.partition, state=state)), slot.partition)
             produced = []
             for alert in alerts:
                 sends = state.timers[alert.rule].sends
@@ -293,7 +303,7 @@ class EvaluateStage:
                 continue
             rule = by_name.get(key.split("|", 1)[0])
             if rule is None or burst.expired(bslot.window, rule, now):
-                write_row(self.windows, key, None, bslot.partition)
+                self.rows.write(self.windows, key, None, bslot.partition)
         mine = self._owned(self.grouping_topic)
         for key in list(self.groups.data.keys()):
             raw = self.groups.data.get(key)
@@ -308,7 +318,7 @@ class EvaluateStage:
             return
         after, alerts = grouping.flush(slot.group, spec, now)
         if after is None:  # nothing new for a whole interval: the group closes
-            write_row(self.groups, key, None, slot.partition)
+            self.rows.write(self.groups, key, None, slot.partition)
             return
         # State first (in memory, synchronously): an alert the agent adds while we await
         # below joins the next flush, and the changelog written last carries both.
@@ -326,17 +336,8 @@ class EvaluateStage:
             # Sent before the changelog: a crash in between re-flushes under the same key,
             # which its incident takes once.
             await self.publish(message)
-        self.groups.send_changelog(slot.partition, key, self.groups.data.get(key))
+        self.rows.write(self.groups, key, self.groups.data.get(key), slot.partition)
 
 
 def _dump(slot: TimerSlot | GroupSlot | BurstSlot | ShareSlot) -> str:
     return _enc.encode(slot).decode()
-
-
-def write_row(table: Any, key: str, value: str | None, partition: int) -> None:
-    """Write a table outside stream iteration: the store, and the changelog of ``partition``."""
-    if value is None:
-        table.data.pop(key, None)
-    else:
-        table.data[key] = value
-    table.send_changelog(partition, key, value)

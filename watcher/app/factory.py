@@ -36,7 +36,7 @@ from watcher import events as ev
 from watcher.app import inhibitions as inhibition_feed
 from watcher.app import kafka
 from watcher.app import silences as silence_feed
-from watcher.app.evaluate import EvaluateStage, write_row
+from watcher.app.evaluate import EvaluateStage
 from watcher.app.incidents import IncidentStage
 from watcher.app.notify import RECONCILE_EVERY, NotifyStage
 from watcher.app.outage import reachable
@@ -50,6 +50,7 @@ from watcher.app.poll import (
 )
 from watcher.app.reload import RuleReloader, refused_alert
 from watcher.app.status import WORKER, StatusBoard
+from watcher.app.tables import write_row
 from watcher.app.topics import committed_offsets, read_from
 from watcher.config import Config
 from watcher.notify.channels import ChannelSet, build_interactions
@@ -337,6 +338,7 @@ def build_app(
                 record = decode_or_warn(event.value, "event")
                 if isinstance(record, ev.JobEvent):
                     await evaluate.on_event(record, event.message.partition)
+            await evaluate.durable()  # the timers these events started, on the broker before the batch is acked
 
     @app.agent(grouping_topic)
     async def group(stream: Any) -> None:

@@ -34,6 +34,7 @@ from aiokafka.partitioner import murmur2
 
 from watcher import events as ev
 from watcher.app.reread import Committed, Reread, RereadNet
+from watcher.app.tables import Rows
 from watcher.incidents import escalation
 from watcher.incidents.model import Intent, apply_action, apply_alert, escalate, fold, label, notifications
 from watcher.rules.silence import Silence, similar_silence
@@ -77,6 +78,7 @@ class IncidentStage:
         self.notifications_topic, self.silences_topic = notifications_topic, silences_topic
         self.retention, self.keep = retention, keep
         self.lock = asyncio.Lock()
+        self.rows = Rows()  # incident rows written, until the broker has them
         # When each incident of this worker's partitions may next escalate: the timer looks only here.
         self._due: dict[str, tuple[int, datetime]] = {}
         self._settling: dict[str, tuple[int, datetime]] = {}  # just opened: when its page goes out
@@ -90,11 +92,7 @@ class IncidentStage:
 
     def _put(self, incident: ev.Incident | None, incident_id: str, partition: int) -> None:
         value = ev.encode(incident).decode() if incident is not None else None
-        if value is None:
-            self.table.data.pop(incident_id, None)
-        else:
-            self.table.data[incident_id] = value
-        self.table.send_changelog(partition, incident_id, value)
+        self.rows.write(self.table, incident_id, value, partition)
         self._index(incident_id, partition, incident)
 
     def _steps(self, rule_name: str) -> tuple[Any, ...]:
@@ -194,6 +192,7 @@ class IncidentStage:
         await asyncio.gather(*sent)  # every notification durable before a row says it was made
         for incident_id, partition, incident in rows:
             self._put(incident, incident_id, partition)
+        await self.rows.durable()  # the rows on the broker before the alerts that made them are acked
         return made
 
     def _count_alert(self, alert: ev.Alert, said: list[Intent]) -> None:
@@ -284,6 +283,7 @@ class IncidentStage:
         await asyncio.gather(*sent)  # the page durable before the row says it went out
         for incident_id, partition, incident in rows:
             self._put(incident, incident_id, partition)
+        await self.rows.durable()  # the rows on the broker before the alerts that made them are acked
         return made
 
     def evict(self, now: datetime | None = None) -> int:

@@ -30,6 +30,7 @@ from typing import Any
 
 from watcher import events as ev
 from watcher.app.reread import Committed, Reread, RereadNet
+from watcher.app.tables import write_row
 from watcher.notify.channel import Channel, SendResult
 from watcher.notify.config import RetryBudget
 from watcher.notify.delivery import Delivery
@@ -62,9 +63,8 @@ class NotifyStage:
     def settled(self, key: str) -> str | None:
         return self.delivered.get(f"{key}|*")
 
-    def _write(self, table: Any, key: str, value: str, partition: int) -> None:
-        table.data[key] = value
-        table.send_changelog(partition, key, value)
+    def _write(self, table: Any, key: str, value: str, partition: int) -> Any:
+        return write_row(table, key, value, partition)
 
     def _ref_key(self, n: ev.Notification, channel_id: str) -> str:
         return f"{n.incident.id}#{n.incident.episode}|{channel_id}"
@@ -148,7 +148,7 @@ class NotifyStage:
         seconds = (datetime.now(UTC) - n.created_at).total_seconds()
         self.comps.metrics.delivered(outcome, max(0.0, seconds))
         if outcome.delivered:
-            self._write(self.delivered, f"{n.key}|*", "1", partition)
+            await self._write(self.delivered, f"{n.key}|*", "1", partition)  # durable before its batch is acked
             self.comps.stats.sent += 1
             self.comps.on_delivered(n)
             return
@@ -157,7 +157,7 @@ class NotifyStage:
             failed_targets=tuple(outcome.failed_targets), failed_at=datetime.now(UTC),
         )  # fmt: skip
         await (await self.dlq_topic.send(key=n.key.encode(), value=ev.encode(dead)))
-        self._write(self.delivered, f"{n.key}|*", "dead", partition)
+        await self._write(self.delivered, f"{n.key}|*", "dead", partition)
         self.comps.stats.dead += 1
         log.error("notification %s dead-lettered: %s", n.key, outcome.reason)
 

@@ -8,11 +8,19 @@ alert key in its incident); this net re-reads the partitions the worker owns, on
 the consumer group committed or what the agent was already handed — above that, records are
 the agent's, still to come — and hands every record that left no trace to the stage, which
 handles it and says so. So it warns only about records that truly had no fate, and counts them.
+
+One exception to "above that, the agent's": a partition whose stream stopped. Faust can leave
+a partition its predecessor never committed unread for good after a rebalance (aiokafka's
+``seek_to_committed`` does not rewind it: README, Performance). So when the agent was handed
+nothing new on a partition since the last round and a record above the limit has waited
+``STALL_AFTER`` seconds, the net takes it too (handled once: the stage's trace says so), and
+logs once per partition that the stream stopped there.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,6 +31,10 @@ log = logging.getLogger("watcher.app")
 
 Reread = Callable[[dict[int, int]], Awaitable[list[tuple[int, int, bytes | None]]]]
 Committed = Callable[[set[int]], Awaitable[dict[int, int]]]
+
+#: How long a record above the limit waits, on a partition the agent does not move on, before
+#: the net takes it (two rounds at least: a stream that is only slow moves on meanwhile).
+STALL_AFTER = 20.0
 
 
 class RereadNet:
@@ -35,6 +47,9 @@ class RereadNet:
         self.seen: dict[int, int] = {}  # partition -> one past the last offset the agent was handed
         self.reconciled: dict[int, int] = {}  # partition -> where the net looks next
         self.recovered = 0
+        self._last_round: dict[int, int | None] = {}  # partition -> what the agent had been handed then
+        self._waiting: dict[tuple[int, int], float] = {}  # (partition, offset) above the limit -> first noticed
+        self._stopped: set[int] = set()  # partitions whose stopped stream was reported
 
     def saw(self, partition: int, offset: int) -> None:
         """The agent was handed this record (call for every record of its batches)."""
@@ -54,18 +69,31 @@ class RereadNet:
             del self.reconciled[p]
         for p in set(self.seen) - parts:
             del self.seen[p]
+        now = time.monotonic()
+        # The agent was handed nothing new here since the last round: its stream may have stopped.
+        still = {p for p in parts if p in self._last_round and self._last_round[p] == self.seen.get(p)}
+        self._last_round = {p: self.seen.get(p) for p in parts}
+        self._stopped &= still
         try:
             committed = await self._committed(parts)
             limits = {p: max(committed.get(p, 0), self.seen.get(p, 0)) for p in parts}
-            starts = {p: self.reconciled.get(p, 0) for p in parts if limits[p] > self.reconciled.get(p, 0)}
+            starts = {p: self.reconciled.get(p, 0) for p in parts
+                      if limits[p] > self.reconciled.get(p, 0) or p in still}  # fmt: skip
             records = await self._reread(starts) if starts else []
         except (BrokerError, OSError, TimeoutError) as e:  # the broker away: the next round looks again
             log.info("re-reading the %s for ones without a fate failed, trying again later: %s", self.what, e)
             return 0
+        self._waiting = {k: t for k, t in self._waiting.items() if k[0] in still and k[1] >= limits[k[0]]}
         found = 0
         for partition, offset, value in records:
-            if offset >= limits.get(partition, 0):
-                continue  # the agent's, still to come
+            if offset >= limits.get(partition, 0):  # the agent's, still to come, unless its stream stopped
+                if partition not in still or now - self._waiting.setdefault((partition, offset), now) < STALL_AFTER:
+                    continue
+                if partition not in self._stopped:
+                    self._stopped.add(partition)
+                    log.warning("the stream has not read %s partition %d for %.0fs past offset %d: the re-read "
+                                "net takes its records", self.what, partition, STALL_AFTER, limits[partition])  # fmt: skip
+                self._waiting.pop((partition, offset), None)
             self.reconciled[partition] = max(self.reconciled.get(partition, 0), offset + 1)
             try:
                 record = ev.decode(value or b"")
