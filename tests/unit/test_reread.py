@@ -105,3 +105,29 @@ async def test_a_stream_that_moves_keeps_its_records(clock: Clock) -> None:
         assert await net.round() == 0
         clock.now += 30
     assert topic.recovered == []
+
+
+async def test_events_only_a_stopped_streams_records_and_without_asking_for_a_trace(clock: Clock) -> None:
+    topic = Topic(5)
+    topic.committed[0] = 2  # 0 and 1 were evaluated (acked after): never looked at again
+    handed: list[str] = []
+
+    async def read(starts: dict[int, int]) -> list[tuple[int, int, bytes | None]]:
+        handed.append(f"read from {starts}")
+        return [r for r in topic.records if r[0] in starts and r[1] >= starts[r[0]]]
+
+    async def committed(parts: set[int]) -> dict[int, int]:
+        return dict(topic.committed)
+
+    async def recover(record: Any, partition: int) -> None:
+        topic.recovered.append(record.key)
+
+    net = RereadNet(what="events", owned=lambda: {0}, reread=read, committed=committed,
+                    handled=lambda r: True, recover=recover, stopped_only=True)  # fmt: skip
+    assert await net.round() == 0 and handed == []  # nothing to compare with yet: no read
+    for _ in range(2):
+        clock.now += 15
+        assert await net.round() == 0
+    clock.now += 15
+    assert await net.round() == 3 and topic.recovered == ["k2", "k3", "k4"]
+    assert handed[0] == "read from {0: 2}"  # from the committed offset, not from the start

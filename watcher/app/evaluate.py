@@ -28,6 +28,7 @@ very event that completed it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,6 +37,7 @@ import msgspec
 from watcher import events as ev
 from watcher.app import inhibitions as inhibition_feed
 from watcher.app.inhibitions import InhibitionBook
+from watcher.app.reread import Committed, Reread, RereadNet
 from watcher.app.silences import SilenceBook
 from watcher.app.tables import Rows
 from watcher.rules import burst, grouping, inhibit, share, stuck
@@ -106,6 +108,8 @@ class EvaluateStage:
         self, app: Any, comps: Any, silences: SilenceBook, inhibitions: InhibitionBook, *, timers: Any,
         groups: Any, windows: Any, shares: Any, events_topic: Any, alerts_topic: Any, grouping_topic: Any,
         decisions_topic: Any, bursts_topic: Any, shares_topic: Any, inhibitions_topic: Any,
+        owned: Callable[[], set[int] | None] | None = None, reread: Reread | None = None,
+        committed: Committed | None = None,
     ) -> None:  # fmt: skip
         self.app, self.comps, self.silences, self.inhibitions = app, comps, silences, inhibitions
         self.timers, self.groups, self.windows, self.bursts_topic = timers, groups, windows, bursts_topic
@@ -113,6 +117,10 @@ class EvaluateStage:
         self.events_topic, self.alerts_topic = events_topic, alerts_topic
         self.grouping_topic, self.decisions_topic = grouping_topic, decisions_topic
         self.rows = Rows()  # the stuck timers, burst windows, shares and groups written, until durable
+        # Events leave no trace to check; the net only takes the records of a stream that stopped.
+        self.net = RereadNet(what="events", owned=owned or (lambda: None), reread=reread or _nothing,
+                             committed=committed or _none, handled=lambda _: True, recover=self._recover,
+                             stopped_only=True)  # fmt: skip
 
     # -- rules ----------------------------------------------------------------------------
 
@@ -128,6 +136,16 @@ class EvaluateStage:
     async def durable(self) -> None:
         """Return once the rows the events so far wrote are on the broker (before their batch is acked)."""
         await self.rows.durable()
+
+    async def _recover(self, record: Any, partition: int) -> None:
+        if isinstance(record, ev.JobEvent):
+            self.comps.metrics.recovered.inc()
+            await self.on_event(record, partition)
+            await self.rows.durable()
+
+    async def reconcile(self) -> int:
+        """One round of the re-read net (a stopped stream's events); how many it evaluated."""
+        return await self.net.round()
 
     async def on_event(self, event: ev.JobEvent, partition: int) -> None:
         """Match ``event``; start/end its stuck timers; pass every alert through the stages.
@@ -341,3 +359,11 @@ class EvaluateStage:
 
 def _dump(slot: TimerSlot | GroupSlot | BurstSlot | ShareSlot) -> str:
     return _enc.encode(slot).decode()
+
+
+async def _nothing(starts: dict[int, int]) -> list[tuple[int, int, bytes | None]]:
+    return []
+
+
+async def _none(parts: set[int]) -> dict[int, int]:
+    return {}

@@ -193,11 +193,20 @@ def build_app(
     comps.metrics.rules_loaded.set(len(comps.ruleset()))
 
     # -- the stages ------------------------------------------------------------------------------
+    def reread(t: Any) -> Any:  # the re-read nets: a stage's topic, below what its agent was handed
+        async def read(starts: dict[int, int]) -> list[tuple[int, int, bytes | None]]:
+            return await read_from(conn, t.get_topic_name(), starts)
+
+        async def committed(parts: set[int]) -> dict[int, int]:
+            return await committed_offsets(conn, config.app.id, t.get_topic_name(), parts)
+
+        return dict(reread=read, committed=committed)
+
     evaluate = EvaluateStage(
         app, comps, silences, inhibitions, timers=stuck_timers, groups=groups, windows=windows, shares=shares,
         events_topic=events_topic, alerts_topic=alerts_topic, grouping_topic=grouping_topic,
         decisions_topic=decisions_topic, bursts_topic=bursts_topic, shares_topic=shares_topic,
-        inhibitions_topic=inhibitions_topic,
+        inhibitions_topic=inhibitions_topic, owned=owned(events_topic), **reread(events_topic),
     )  # fmt: skip
     store = TableJobStore(poll_jobs, n)
 
@@ -218,14 +227,6 @@ def build_app(
         retention=config.seconds(config.poll.retention),
     )  # fmt: skip
     ownership.on_revoke.append(poll.drain)
-    def reread(t: Any) -> Any:  # the re-read nets: a stage's topic, below what its agent was handed
-        async def read(starts: dict[int, int]) -> list[tuple[int, int, bytes | None]]:
-            return await read_from(conn, t.get_topic_name(), starts)
-
-        async def committed(parts: set[int]) -> dict[int, int]:
-            return await committed_offsets(conn, config.app.id, t.get_topic_name(), parts)
-
-        return dict(reread=read, committed=committed)
 
     incidents = IncidentStage(
         comps=comps, table=incidents_table, notifications_topic=notifications_topic, silences_topic=silences_topic,
@@ -335,6 +336,7 @@ def build_app(
         # is handled before its offset can be committed (at-least-once), one commit per batch.
         async for batch in stream.take_events(BATCH, within=WITHIN):
             for event in batch:
+                evaluate.net.saw(event.message.partition, event.message.offset)
                 record = decode_or_warn(event.value, "event")
                 if isinstance(record, ev.JobEvent):
                     await evaluate.on_event(record, event.message.partition)
@@ -391,6 +393,7 @@ def build_app(
 
     @app.timer(RECONCILE_EVERY)
     async def reconcile() -> None:  # the re-read nets: records left without an effect by a crash
+        await evaluate.reconcile()
         await incidents.reconcile()
         await notify.reconcile()
 

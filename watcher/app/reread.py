@@ -41,9 +41,13 @@ class RereadNet:
     """One topic's net for one stage (see the module docstring)."""
 
     def __init__(self, *, what: str, owned: Callable[[], set[int] | None], reread: Reread, committed: Committed,
-                 handled: Callable[[Any], bool], recover: Callable[[Any, int], Awaitable[None]]) -> None:  # fmt: skip
+                 handled: Callable[[Any], bool], recover: Callable[[Any, int], Awaitable[None]],
+                 stopped_only: bool = False) -> None:  # fmt: skip
+        """``stopped_only``: a stage whose records leave no trace to check (events): every record
+        below the limit was handled (a batch is acked only after it), so the net looks only at
+        the partitions whose stream stopped, and takes their waiting records without asking."""
         self.what, self.owned, self._reread, self._committed = what, owned, reread, committed
-        self.handled, self.recover = handled, recover
+        self.handled, self.recover, self.stopped_only = handled, recover, stopped_only
         self.seen: dict[int, int] = {}  # partition -> one past the last offset the agent was handed
         self.reconciled: dict[int, int] = {}  # partition -> where the net looks next
         self.recovered = 0
@@ -77,8 +81,11 @@ class RereadNet:
         try:
             committed = await self._committed(parts)
             limits = {p: max(committed.get(p, 0), self.seen.get(p, 0)) for p in parts}
-            starts = {p: self.reconciled.get(p, 0) for p in parts
-                      if limits[p] > self.reconciled.get(p, 0) or p in still}  # fmt: skip
+            if self.stopped_only:
+                starts = {p: max(self.reconciled.get(p, 0), limits[p]) for p in still}
+            else:
+                starts = {p: self.reconciled.get(p, 0) for p in parts
+                          if limits[p] > self.reconciled.get(p, 0) or p in still}  # fmt: skip
             records = await self._reread(starts) if starts else []
         except (BrokerError, OSError, TimeoutError) as e:  # the broker away: the next round looks again
             log.info("re-reading the %s for ones without a fate failed, trying again later: %s", self.what, e)
@@ -94,12 +101,14 @@ class RereadNet:
                     log.warning("the stream has not read %s partition %d for %.0fs past offset %d: the re-read "
                                 "net takes its records", self.what, partition, STALL_AFTER, limits[partition])  # fmt: skip
                 self._waiting.pop((partition, offset), None)
+            elif self.stopped_only:
+                continue
             self.reconciled[partition] = max(self.reconciled.get(partition, 0), offset + 1)
             try:
                 record = ev.decode(value or b"")
             except Exception:
                 continue
-            if self.handled(record):
+            if not self.stopped_only and self.handled(record):
                 continue
             self.recovered += 1
             found += 1
