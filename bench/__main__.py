@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.report import Section, machine, now_iso, write
 
-NAMES = ("api_cost", "memory", "throughput", "latency", "burst", "ui")
+NAMES = ("api_cost", "memory", "throughput", "latency", "burst", "ui", "scale", "idle", "scaleout")
 OUT = Path(__file__).resolve().parent / "out"
 
 
