@@ -198,9 +198,8 @@ class Poller:
             await asyncio.gather(*(self.guarded(t) for t in self.spec["targets"]))
             rounds += 1
             took = time.monotonic() - started
-            if rounds % 10 == 1:
-                print(f"round {rounds}: {took:.2f}s, {len(self.last)} jobs, {len(self.paged)} paged, "
-                      f"{self.errors} errors", flush=True)  # fmt: skip
+            print(f"round {rounds} took {took:.3f}s: {len(self.last)} jobs, {len(self.paged)} paged, "
+                  f"{self.errors} errors", flush=True)  # fmt: skip
             await asyncio.sleep(max(0.0, fast - took))
 
 

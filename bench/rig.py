@@ -319,6 +319,7 @@ async def measure(
 
 # -- contenders ----------------------------------------------------------------------------------
 
+_NUMBERS = re.compile(r"[0-9a-f]{6,}|\d+")
 _PARTS = re.compile(r"polling \d+ target\(s\) of partitions")
 
 
@@ -383,6 +384,14 @@ class WatcherContender:
     def logs(self) -> list[str]:
         return [w.output() for w in self.procs]
 
+    def warnings(self) -> Counter[str]:
+        """The workers' WARNING and ERROR lines, by logger and message with numbers blanked."""
+        out: Counter[str] = Counter()
+        for text in self.logs():
+            for m in re.finditer(r" (WARNING|ERROR) (\S+): (.{0,70})", text):
+                out[f"{m[1]} {m[2]}: " + _NUMBERS.sub("#", m[3])] += 1
+        return out
+
     async def stop(self) -> None:
         await asyncio.gather(*(asyncio.to_thread(w.stop) for w in self.procs))
 
@@ -416,6 +425,11 @@ class NaiveContender:
 
     async def settled(self) -> bool:
         return True
+
+    def rounds(self) -> list[float]:
+        """Seconds each polling round took, from its log ("round N took S s: ...")."""
+        text = self.log.read_text() if self.log and self.log.exists() else ""
+        return [float(m) for m in re.findall(r"^round \d+ took ([\d.]+)s", text, re.M)]
 
     def alive(self) -> str | None:
         if self.proc.poll() is None:

@@ -29,6 +29,7 @@ README: the Performance table's "scale" rows are this section's first table as i
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import time
 from pathlib import Path
@@ -82,9 +83,9 @@ async def run_watcher(kind: str, scenario: Any, sz: dict[str, Any], tmp: Path, w
         run = await measure(contender, scenario, tmp, grace=sz["grace"], settle=sz["settle"])
         try:
             run.extra["stages"] = await breakdown(leg.bootstrap, contender.prefix, run.changes, run.arrivals)
-        except Exception as e:  # the breakdown explains; it must not lose the run
+        except (Exception, asyncio.CancelledError) as e:  # the breakdown explains; it must not lose the run
             run.extra["stages_error"] = f"{type(e).__name__}: {e}"
-        run.extra["log_warnings"] = sum(line.count(" WARNING ") for line in contender.logs())
+        run.extra["log_warnings"] = dict(contender.warnings().most_common(8))
     return run
 
 
@@ -114,7 +115,9 @@ async def run(ctx: Any) -> Section:
             print(f"   scale: {runs[-1].contender}: p99 {lat(runs[-1])['p99']:.2f}s", flush=True)
         d = Path(tmp) / "naive"
         d.mkdir()
-        naive = await measure(NaiveContender(fast=sz["fast"]), scenario, d, grace=sz["grace"], settle=sz["settle"])
+        contender = NaiveContender(fast=sz["fast"])
+        naive = await measure(contender, scenario, d, grace=sz["grace"], settle=sz["settle"])
+        naive.extra["rounds_s"] = contender.rounds()
         print(f"   scale: naive: p99 {lat(naive)['p99']:.2f}s", flush=True)
     report(section, runs, naive, sz, ctx.smoke)
     return section
@@ -183,6 +186,17 @@ def report(section: Section, runs: list[Run], naive: Run, sz: dict[str, Any], sm
                              f"window.")  # fmt: skip
         if r.extra.get("stages_error"):
             section.notes.append(f"{r.contender}: no stage breakdown: {r.extra['stages_error']}")
+    for r in runs:
+        if r.extra.get("log_warnings"):
+            section.notes.append(f"{r.contender}: worker log warnings/errors: " + "; ".join(
+                f"{n}× {w}" for w, n in r.extra["log_warnings"].items()))  # fmt: skip
+    rounds = naive.extra.get("rounds_s") or []
+    if rounds:
+        from bench.report import percentile
+
+        section.notes.append(f"Naive poller: a round over every target took p50 {percentile(rounds, 50):.1f} s, max "
+                             f"{max(rounds):.1f} s ({len(rounds)} rounds; a round longer than {sz['fast']:g} s starts "
+                             "the next at once, so its poll interval is the round's length).")  # fmt: skip
     section.notes.append(
         f"Naive poller: {naive.failures - len(naive.missed):,} of {naive.failures:,} failures notified, "
         f"{naive.duplicates} duplicates; it polls every API of every target every {sz['fast']:g} s (lists in full, "

@@ -19,8 +19,8 @@ STAGES = ("poll: change → event", "rules: event → alert", "incident: alert �
           "notify: notification → sink")  # fmt: skip
 
 
-async def read_all(bootstrap: str, topic: str) -> list[bytes]:
-    """Every record value of ``topic`` from the beginning to its current end."""
+async def read_all(bootstrap: str, topic: str, partitions: int = 8) -> list[bytes]:
+    """Every record value of ``topic`` (``partitions`` partitions) from the beginning to its current end."""
     from aiokafka import TopicPartition
 
     from watcher.app.kafka import KafkaConnection
@@ -29,13 +29,9 @@ async def read_all(bootstrap: str, topic: str) -> list[bytes]:
                                                              auto_offset_reset="earliest")  # fmt: skip
     await consumer.start()
     try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        if not parts:
-            await consumer.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        if not tps:
+        if topic not in await consumer.topics():
             return []
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
