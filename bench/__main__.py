@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import shlex
 import sys
 import time
@@ -70,6 +71,7 @@ async def run_one(name: str, ctx: Context) -> Section:
 
 async def main_async(args: argparse.Namespace) -> int:
     started, t0 = now_iso(), time.monotonic()
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())  # 1, 5, 15 min: a full run wants a quiet machine
     kafka, note = kafka_choice(args)
     ctx = Context(smoke=args.smoke, kafka=kafka, kafka_note=note)
     names = [n for n in NAMES if not args.only or n in args.only]
@@ -81,6 +83,7 @@ async def main_async(args: argparse.Namespace) -> int:
         "started": started, "smoke": args.smoke, "seconds": time.monotonic() - t0,
         "command": "python -m bench " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "make bench",
         "machine": machine(["embedded Tansu"] + (["Apache Kafka"] if kafka else [])), "kafka": note,
+        "load_at_start": load,
     }
     md, js = write(args.out, meta, sections)
     print(f"wrote {md} and {js} in {meta['seconds']:.0f}s", flush=True)

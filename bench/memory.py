@@ -12,7 +12,8 @@ outside (psutil; peak = the kernel's ``VmHWM``):
   broker keeps every record in memory (Tansu, memory storage, no compaction), so its RSS is the
   size of the topics, not of watcher's state.
 * **retention**: workspace desktops starting and ending in waves (a wave every ``period``
-  seconds in every project, each desktop RUNNING for a few seconds), ``[poll] retention`` short.
+  seconds in every project, each desktop RUNNING 1.2–1.8 periods, so a target always has open
+  jobs and is polled at ``fast``), ``[poll] retention`` short.
   The bench follows the poll-jobs table's changelog (``A-P-poll-jobs-changelog``: a row per job,
   a tombstone when retention drops it) and counts the rows alive, next to the jobs seen so far
   and the worker's RSS. The table stops growing at about rate × (retention + the eviction
@@ -36,7 +37,7 @@ from watcher.simulator.scenario import ProjectSpec, Scenario, WorkspaceBatch
 OPEN_FULL = dict(projects=50, jobs=20, desktops=100, steady=30.0)
 OPEN_SMOKE = dict(projects=2, jobs=2, desktops=50, steady=1.0)
 WAVES_FULL = dict(projects=10, per_wave=100, period=10.0, waves=24, retention="30s", fast="2s")
-WAVES_SMOKE = dict(projects=2, per_wave=10, period=1.0, waves=4, retention="2s", fast="0.5s")
+WAVES_SMOKE = dict(projects=2, per_wave=10, period=1.0, waves=3, retention="2s", fast="0.5s")
 EVICT_EVERY = 60.0  # the worker's forget_old_state timer (watcher/app/factory.py)
 
 
@@ -166,7 +167,7 @@ async def open_jobs(ctx: Any, leg: Any, tmp: Path) -> dict[str, Any]:
 
 def wave_scenario(size: dict[str, Any]) -> Scenario:
     batches = tuple(WorkspaceBatch(count=1, desktops=size["per_wave"], start=k * size["period"], wait=0.0,
-                                   duration=(size["period"] * 0.4, size["period"] * 0.8))
+                                   duration=(size["period"] * 1.2, size["period"] * 1.8))
                     for k in range(size["waves"]))  # fmt: skip
     return Scenario(name="waves", projects={project(k): ProjectSpec(workspace=batches) for k in range(size["projects"])})
 

@@ -33,7 +33,8 @@ def draft(report: dict[str, Any]) -> str:
         f"Measured on {report['started'][:10]} with `{report['command']}` ({report['seconds'] / 60:.0f} min), "
         f"commit {m['commit']}: {m['nproc']} CPUs ({m['cpu']}), {m['ram_gib']} GiB RAM, {m['os']}, Python "
         f"{m['python']}, faust-streaming {m['faust_streaming']}, aiokafka {m['aiokafka']}; brokers: "
-        f"{', '.join(m['brokers'])}. Load average when this draft was made: {load_average()}. The report is "
+        f"{', '.join(m['brokers'])}; load average at its start {report.get('load_at_start', '?')} (1/5/15 min, "
+        f"{load_average()} when this draft was made). The report is "
         "`bench/out/report.md` (+ `report.json`); one benchmark: `python -m bench --only NAME`.",
         "",
         "| benchmark | goal | measured | |",
