@@ -251,13 +251,17 @@ async def wait_until(pred: Any, timeout: float, what: str, contender: Contender)
 async def measure(
     contender: Contender, scenario: Scenario, tmp: Path, *, speed: float = 1.0, grace: float = 60.0,
     settle: float = 10.0, ready_timeout: float = 300.0, extra_pids: dict[str, int] | None = None,
+    profile: Path | None = None,
 ) -> Run:  # fmt: skip
-    """One run of ``contender`` on a fresh simulator serving ``scenario`` (see the module docstring)."""
+    """One run of ``contender`` on a fresh simulator serving ``scenario`` (see the module docstring);
+    ``profile``: record its first process with py-spy from just before the first failure to the
+    last failure's notification (:mod:`bench.profile`)."""
     import os
 
     rig = await CountingSimulator(scenario, speed=0.0).start()
     sink = await Sink().start()
     meter: Meter | None = None
+    recording: Any = None
     try:
         truth = failures(rig.sim)
         want = targets(rig.sim)
@@ -279,7 +283,14 @@ async def measure(
         def all_in() -> bool:
             return set(truth) <= set(sink.first()) or time.time() > deadline
 
+        if profile is not None:
+            from bench.profile import Recording
+
+            first_at = min((f.at for f in truth.values()), default=0.0)
+            await asyncio.sleep(max(0.0, wall0 + first_at / speed - 1.0 - time.time()))
+            recording = Recording(next(iter(pids.values())), profile).start()
         await wait_until(all_in, last_at / speed + grace + 5, "every failure notified", contender)
+        profiled = await recording.stop() if recording is not None else None
         firsts = sink.first()
         got = [firsts[k] for k in truth if k in firsts]
         end = max(got, default=time.time())
@@ -289,6 +300,8 @@ async def measure(
             raise RuntimeError(f"{contender.name} stopped during the run:\n{problem}")
         await meter.stop()
     finally:
+        if recording is not None and recording.proc is not None and recording.proc.poll() is None:
+            await recording.stop()  # the run failed while recording: end py-spy too
         if meter is not None:
             await meter.stop()
         await contender.stop()
@@ -314,6 +327,7 @@ async def measure(
         bench_cpu=meter.cpu_between("bench (simulator + sink)", wall0, end),
         changes=change,
         arrivals={k: firsts[k] for k in truth if k in firsts},
+        extra={"profile": profiled} if profiled else {},
     )
 
 

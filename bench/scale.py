@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.profile import describe
 from bench.report import Goal, Section, Table
 from bench.rig import NaiveContender, Run, WatcherContender, failures, measure
 from bench.stages import STAGES, breakdown
@@ -73,14 +74,13 @@ def once_text(run: Run) -> str:
             f"{run.unexpected} about jobs that did not fail")  # fmt: skip
 
 
-async def run_watcher(kind: str, scenario: Any, sz: dict[str, Any], tmp: Path, workers: int = 1) -> Run:
+async def run_watcher(kind: str, scenario: Any, sz: dict[str, Any], tmp: Path, profile: Path | None = None) -> Run:
     """One watcher run on a fresh broker of ``kind``, with the stage breakdown in ``run.extra``."""
     from bench import brokers
 
     with getattr(brokers, kind)() as leg:
-        contender = WatcherContender(leg, workers=workers, fast=f"{sz['fast']:g}s",
-                                     name=f"watcher ({'2 workers, ' if workers > 1 else ''}{SHORT[kind]})")
-        run = await measure(contender, scenario, tmp, grace=sz["grace"], settle=sz["settle"])
+        contender = WatcherContender(leg, fast=f"{sz['fast']:g}s", name=f"watcher ({SHORT[kind]})")
+        run = await measure(contender, scenario, tmp, grace=sz["grace"], settle=sz["settle"], profile=profile)
         try:
             run.extra["stages"] = await breakdown(leg.bootstrap, contender.prefix, run.changes, run.arrivals)
         except (Exception, asyncio.CancelledError) as e:  # the breakdown explains; it must not lose the run
@@ -111,7 +111,8 @@ async def run(ctx: Any) -> Section:
         for kind in legs:
             d = Path(tmp) / kind
             d.mkdir()
-            runs.append(await run_watcher(kind, scenario, sz, d))
+            profile = ctx.out / f"profile-scale-{kind}.txt" if ctx.profile else None
+            runs.append(await run_watcher(kind, scenario, sz, d, profile))
             print(f"   scale: {runs[-1].contender}: p99 {lat(runs[-1])['p99']:.2f}s", flush=True)
         d = Path(tmp) / "naive"
         d.mkdir()
@@ -159,6 +160,17 @@ def report(section: Section, runs: list[Run], naive: Run, sz: dict[str, Any], sm
         if st:
             stage_rows.append([r.contender, st["failures"], *[
                 f"{st[n]['p50']:.2f} / {st[n]['p99']:.2f}" if st.get(n) else "-" for n in STAGES]])  # fmt: skip
+    profiles = [(r.contender, r.extra["profile"]) for r in runs if r.extra.get("profile")]
+    if profiles:
+        names = list(dict.fromkeys(n for _, p in profiles for n, _ in p["categories"]))
+        section.tables.append(Table(
+            ["share of the event loop's busy samples", *[c for c, _ in profiles]],
+            [["(loop busy, of all samples)", *[f"{p['busy']:.0%}" for _, p in profiles]]] +
+            [[n, *[f"{dict(p['categories']).get(n, 0):.0%}" for _, p in profiles]] for n in names],
+            caption="py-spy, 100 Hz, the worker's main thread from just before the first failure to the last "
+                    "notification (--profile; raw stacks in " + ", ".join(Path(p["file"]).name for _, p in profiles)
+                    + ").",
+        ))  # fmt: skip
     if stage_rows:
         section.tables.append(Table(["watcher", "failures", *[f"{n} p50 / p99 (s)" for n in STAGES]], stage_rows,
                                     caption="Where watcher's latency goes (from the records' own timestamps)."))
@@ -167,7 +179,7 @@ def report(section: Section, runs: list[Run], naive: Run, sz: dict[str, Any], sm
     judged = None if smoke else True
     for r in runs:
         p99, naive99 = s[r.contender]["p99"], s[naive.contender]["p99"]
-        slow = slowest_stage(r)
+        slow = " ".join(x for x in (slowest_stage(r), describe(r.extra.get("profile"))) if x)
         section.goals.append(Goal(f"{r.contender}: p99 ≤ poll + 2 s = {goal_p99:g} s", f"p99 {p99:.2f} s",
                                   judged and p99 <= goal_p99, slow))  # fmt: skip
         section.goals.append(Goal(f"{r.contender}: p99 ≤ naive poller's p99", f"{p99:.2f} s vs {naive99:.2f} s",
@@ -178,7 +190,8 @@ def report(section: Section, runs: list[Run], naive: Run, sz: dict[str, Any], sm
         section.goals.append(Goal(
             f"{r.contender}: CPU seconds (worker + broker) ≤ naive poller's",
             f"{total_cpu(r):.1f} s ({cpu_cell(r)}) vs {total_cpu(naive):.1f} s", judged and total_cpu(r) <= total_cpu(naive),
-            f"By process: {cpu_cell(r)}. Profile the worker with py-spy during the burst (bench/README.md).",
+            f"By process: {cpu_cell(r)}. " + (describe(r.extra.get("profile")) or
+                                              "Run with --profile for a py-spy profile of the worker (bench/README.md)."),
         ))  # fmt: skip
     for r in everyone:
         section.notes.append(f"{r.contender}: every target polled once {r.ready_s:.1f} s after start (not in the "
