@@ -22,6 +22,8 @@ into poll, rules, incident and notify from the records on its topics.
 
 Goals (issue 11): p99 ≤ poll interval + 2 s on both brokers and ≤ the naive poller's p99;
 exactly one notification per failed job; CPU seconds (worker + broker) ≤ the naive poller's.
+With ``--profile`` the worker is recorded with py-spy over the burst (:mod:`bench.profile`) and
+a missed goal's text says what its event loop was busy with.
 
 README: the Performance table's "scale" rows are this section's first table as it stands
 (one column per contender); see ``bench/README.md``.
