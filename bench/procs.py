@@ -90,6 +90,7 @@ class Meter:
         self.series: dict[str, Series] = {name: Series(name, pid) for name, pid in pids.items()}
         self._procs = {name: psutil.Process(pid) for name, pid in pids.items()}
         self._task: asyncio.Task[None] | None = None
+        self.machine = Series("machine (every process)", 0)  # CPU seconds busy on all cores
 
     def add(self, name: str, pid: int) -> None:
         self.series[name] = Series(name, pid)
@@ -100,6 +101,14 @@ class Meter:
         for name, s in self.series.items():
             if not s.gone:
                 s.sample(self._procs[name], now)
+        t = psutil.cpu_times()
+        self.machine.times.append(now)
+        self.machine.cpu.append(sum(t) - t.idle - getattr(t, "iowait", 0.0))
+        self.machine.rss.append(0)
+
+    def machine_cores(self, start: float, end: float) -> float:
+        """Cores busy on average between ``start`` and ``end``, whoever's processes they ran."""
+        return (self.machine.cpu_at(end) - self.machine.cpu_at(start)) / max(1e-9, end - start)
 
     async def _run(self) -> None:
         while True:

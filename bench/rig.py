@@ -228,6 +228,7 @@ class Run:
     first_change: float  # wall time of the first failure
     last_arrival: float
     bench_cpu: float  # the bench process itself (simulator + sink) in the window
+    machine_cores: float = 0.0  # cores busy on average in the window, every process on the machine
     changes: dict[str, float] = field(default_factory=dict)  # failed job → wall time of its change
     arrivals: dict[str, float] = field(default_factory=dict)  # failed job → its first notification
     extra: dict[str, Any] = field(default_factory=dict)
@@ -325,6 +326,7 @@ async def measure(
         first_change=min(change.values(), default=wall0),
         last_arrival=end,
         bench_cpu=meter.cpu_between("bench (simulator + sink)", wall0, end),
+        machine_cores=meter.machine_cores(wall0, end),
         changes=change,
         arrivals={k: firsts[k] for k in truth if k in firsts},
         extra={"profile": profiled} if profiled else {},

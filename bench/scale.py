@@ -32,6 +32,7 @@ README: the Performance table's "scale" rows are this section's first table as i
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -133,7 +134,8 @@ def report(section: Section, runs: list[Run], naive: Run, sz: dict[str, Any], sm
         "latency_s": s[r.contender], "failures": r.failures, "missed": len(r.missed), "duplicates": r.duplicates,
         "unexpected": r.unexpected, "cpu_s": r.cpu, "cpu_total_s": total_cpu(r), "peak_rss_mib":
         {k: v / MIB for k, v in r.peak_rss.items()}, "requests": r.requests, "window_s": r.window_s,
-        "ready_s": r.ready_s, **r.extra} for r in everyone}  # fmt: skip
+        "ready_s": r.ready_s, "bench_cpu_s": r.bench_cpu, "machine_cores": r.machine_cores, **r.extra}
+        for r in everyone}  # fmt: skip
 
     def cpu_cell(r: Run) -> str:
         parts = [f"{k} {r.cpu[k]:.1f}" for k in processes(r)]
@@ -197,8 +199,9 @@ def report(section: Section, runs: list[Run], naive: Run, sz: dict[str, Any], sm
         ))  # fmt: skip
     for r in everyone:
         section.notes.append(f"{r.contender}: every target polled once {r.ready_s:.1f} s after start (not in the "
-                             f"figures); the bench process (simulator + sink) used {r.bench_cpu:.1f} CPU s in the "
-                             f"window.")  # fmt: skip
+                             f"figures); in the window the bench process (simulator + sink) used {r.bench_cpu:.1f} CPU "
+                             f"s, and the machine was busy {r.machine_cores:.2f} of {os.cpu_count()} cores on "
+                             "average (every process on it, other work included).")  # fmt: skip
         if r.extra.get("stages_error"):
             section.notes.append(f"{r.contender}: no stage breakdown: {r.extra['stages_error']}")
     for r in runs:
