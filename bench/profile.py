@@ -61,7 +61,7 @@ class Recording:
             raise RuntimeError("py-spy is not installed: .venv/bin/pip install py-spy")
         self.out.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.out.with_suffix(".log"), "wb")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen([exe, "record", "-p", str(self.pid), "--idle", "-r", "100", "-f", "raw",
+        self.proc = subprocess.Popen([exe, "record", "-p", str(self.pid), "--idle", "--nonblocking", "-r", "100", "-f", "raw",
                                       "-o", str(self.out)], stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
         return self
 
