@@ -28,8 +28,10 @@ from typing import Any
 #: (category, substrings of a frame that put a busy sample in it); first match wins.
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("poll: HTTP requests (httpx, httpcore, signing)", ("CloudClient.get", "Session.get")),
-    ("poll: sources, diff, publish", ("PollStage._poll", "poll_target", "ByIdFetcher", "Narrow.", "publish (watcher")),
-    ("poll: scheduling and ownership", ("PollStage.run", "PollStage.refresh")),
+    ("poll: scheduling and ownership (PollStage.refresh, run)", ("PollStage.refresh", "Ownership.")),
+    ("poll: sources, diff, publish", ("PollStage._poll", "poll_target (", "ByIdFetcher", "Narrow.",
+                                      "publish (watcher")),
+    ("poll: scheduling and ownership (PollStage.refresh, run)", ("PollStage.run",)),
     ("status records", ("publish_statuses", "StatusBoard")),
     ("self-health / blind targets", ("SelfHealth", "BlindTracker")),
     ("evaluate agent (rules)", ("evaluate_events", "EvaluateStage")),
