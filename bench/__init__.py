@@ -15,6 +15,7 @@ each with ``async def run(ctx) -> Section``:
     idle.py        5,000 targets, no jobs: the worker's CPU
     scaleout.py    the scale scenario with one worker, then two in one consumer group
     rig.py         the scale scenario's simulator, sink, ground truth and one measured run
+    contenders.py  `watcher run` worker(s) and the naive poller, as the rig runs them
     naive.py       the naive reference poller (its own process)
     procs.py       CPU seconds and RSS of processes (psutil)
     stages.py      watcher's latency split by stage, from its topics

@@ -38,9 +38,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.contenders import NaiveContender, WatcherContender
 from bench.profile import describe
 from bench.report import Goal, Section, Table
-from bench.rig import NaiveContender, Run, WatcherContender, failures, measure
+from bench.rig import Run, failures, measure
 from bench.stages import STAGES, breakdown
 from watcher.simulator.scale import scale_scenario
 from watcher.simulator.state import Simulator

@@ -23,8 +23,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.contenders import WatcherContender
 from bench.report import Goal, Section, Table
-from bench.rig import Run, WatcherContender, measure
+from bench.rig import Run, measure
 from bench.scale import MIB, lat, once_text, size, total_cpu
 from bench.stages import STAGES, breakdown
 from watcher.simulator.scale import scale_scenario
