@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import shlex
 import sys
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from bench.report import Section, machine, now_iso, write
 
-NAMES = ("api_cost", "memory", "throughput", "latency", "burst", "ui")
+NAMES = ("api_cost", "memory", "throughput", "latency", "burst", "ui", "scale", "idle", "scaleout")
 OUT = Path(__file__).resolve().parent / "out"
 
 
@@ -25,6 +26,8 @@ class Context:
     smoke: bool
     kafka: bool  # Apache Kafka can run here: benchmarks that take a broker also run on it
     kafka_note: str
+    profile: bool = False  # --profile: py-spy on the worker over the scale burst and the idle minute
+    out: Path = OUT
 
     def command(self, name: str) -> str:
         return "python -m bench --only " + name + (" --smoke" if self.smoke else "")
@@ -38,6 +41,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--kafka", choices=("auto", "yes", "no"), default="auto",
                    help="also run on Apache Kafka: auto = where Java and the jars are (never in --smoke)")
     p.add_argument("--out", type=Path, default=OUT, help=f"report directory (default {OUT})")
+    p.add_argument("--profile", action="store_true",
+                   help="record the worker with py-spy over the scale burst and the idle minute (bench/profile.py)")
     return p.parse_args(argv)
 
 
@@ -70,8 +75,14 @@ async def run_one(name: str, ctx: Context) -> Section:
 
 async def main_async(args: argparse.Namespace) -> int:
     started, t0 = now_iso(), time.monotonic()
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())  # 1, 5, 15 min: a full run wants a quiet machine
     kafka, note = kafka_choice(args)
-    ctx = Context(smoke=args.smoke, kafka=kafka, kafka_note=note)
+    if args.profile:
+        from bench.profile import py_spy
+
+        if py_spy() is None:
+            raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+    ctx = Context(smoke=args.smoke, kafka=kafka, kafka_note=note, profile=args.profile, out=args.out)
     names = [n for n in NAMES if not args.only or n in args.only]
     if args.smoke:  # sizes are tiny: run side by side, the figures mean nothing anyway
         sections = list(await asyncio.gather(*(run_one(n, ctx) for n in names)))
@@ -81,6 +92,7 @@ async def main_async(args: argparse.Namespace) -> int:
         "started": started, "smoke": args.smoke, "seconds": time.monotonic() - t0,
         "command": "python -m bench " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "make bench",
         "machine": machine(["embedded Tansu"] + (["Apache Kafka"] if kafka else [])), "kafka": note,
+        "load_at_start": load,
     }
     md, js = write(args.out, meta, sections)
     print(f"wrote {md} and {js} in {meta['seconds']:.0f}s", flush=True)

@@ -135,7 +135,8 @@ def render_markdown(meta: dict[str, Any], sections: list[Section]) -> str:
         "",
         f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram_gib']} GiB RAM, {m['os']}, Python {m['python']}, "
         f"faust-streaming {m['faust_streaming']}, aiokafka {m['aiokafka']}, apprise {m['apprise']}; "
-        f"brokers: {', '.join(m['brokers'])}; commit {m['commit']}.",
+        f"brokers: {', '.join(m['brokers'])}; commit {m['commit']}. "
+        f"Load average at the start (1/5/15 min): {meta.get('load_at_start', '?')}.",
         "",
         "## Goals",
         "",

@@ -157,7 +157,9 @@ def run_faust(args: argparse.Namespace) -> None:
     import faust
 
     from watcher import events as ev
-    from watcher.app.factory import EVALUATE_BATCH, EVALUATE_WITHIN, faust_settings
+    from watcher.app.factory import BATCH as EVALUATE_BATCH
+    from watcher.app.factory import WITHIN as EVALUATE_WITHIN
+    from watcher.app.factory import faust_settings
     from watcher.config import BrokerConfig, Config
     from watcher.rules.engine import load_rules
 

@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("api_cost", "memory", "throughput", "latency", "burst", "ui")
+SECTIONS = ("api_cost", "memory", "throughput", "latency", "burst", "ui", "scale", "idle", "scaleout")
 
-pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(180)]
 
 
 def test_bench_smoke_writes_every_section(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=110,
+        cwd=ROOT, capture_output=True, text=True, timeout=170,
     )
     assert out.returncode == 0, f"bench --smoke failed:\n{out.stdout[-3000:]}\n{out.stderr[-5000:]}"
     report = json.loads((tmp_path / "report.json").read_text())
@@ -38,6 +38,20 @@ def test_bench_smoke_writes_every_section(tmp_path: Path) -> None:
     assert sections["throughput"]["figures"]["tansu.ratio_10"] > 0
     assert sections["latency"]["figures"]["latency_s"]["n"] > 0
     assert sections["burst"]["figures"]["alerts"] > 0
-    assert sections["memory"]["figures"]["runs"][-1]["per_job"] > 0
+    memory = sections["memory"]["figures"]
+    assert memory["open"]["jobs"] > 0 and memory["open"]["rss_mib"]["worker"] > 0
+    assert memory["retention"]["samples"][-1]["seen"] > 0
     assert sections["api_cost"]["figures"]["workspace"]["first_cycle"] >= 1
     assert sections["ui"]["figures"]["Overview"]["p95_ms"] > 0 and sections["ui"]["figures"]["Job"]["bytes"] > 0
+    scale = sections["scale"]["figures"]
+    assert set(scale) == {"watcher (embedded Tansu)", "naive poller"}
+    for contender in scale.values():  # every failure notified exactly once, by watcher and by the naive poller
+        assert contender["failures"] == 10 and contender["missed"] == contender["duplicates"] == 0, contender
+        assert contender["unexpected"] == 0 and contender["latency_s"]["n"] == 10
+        assert all(v > 0 for v in contender["peak_rss_mib"].values()) and contender["requests"]
+    assert scale["watcher (embedded Tansu)"]["stages"]["failures"] == 10
+    assert sections["idle"]["figures"]["requests"] > 0 and sections["idle"]["figures"]["cpu_pct"]["worker"] > 0
+    scaleout = sections["scaleout"]["figures"]
+    for n in (1, 2):
+        assert scaleout[f"workers_{n}"]["missed"] == scaleout[f"workers_{n}"]["duplicates"] == 0
+    assert scaleout["ratio"] > 0
