@@ -24,7 +24,7 @@ class Table:
         self.data: dict[str, str] = {}
         self.changelog: list[tuple[int, str, str | None]] = []
 
-    def send_changelog(self, partition: int, key: str, value: str | None) -> Any:
+    def send_changelog(self, partition: int, key: str, value: str | None, **_: Any) -> Any:
         self.changelog.append((partition, key, value))
         done: asyncio.Future[None] = asyncio.get_event_loop().create_future()
         done.set_result(None)
@@ -115,6 +115,18 @@ async def test_partitions_leaving_wait_for_their_polls_in_flight_then_are_never_
     await asyncio.gather(task, return_exceptions=True)
     assert not [t for t in src.polled[polled_before:] if partition_for(t, N) in leaving]
     assert src.overlaps == 0  # never two polls of one target at once
+
+
+async def test_partitions_that_come_back_after_a_drain_are_polled_again() -> None:
+    src = Source()
+    parts: list[set[int] | None] = [{0, 1, 2, 3}]
+    s = stage(src, parts)
+    await run_for(s, 0.3)
+    await s.drain({0, 1})  # revoked ...
+    assert s.mine == {t for t in s.targets if partition_for(t, N) in {2, 3}}
+    src.polled.clear()
+    await run_for(s, 0.7)  # ... and the same partitions assigned again
+    assert set(src.polled) == set(s.targets) and s.mine == set(s.targets)
 
 
 async def test_a_track_request_polls_its_target_at_once_and_writes_the_id_first() -> None:

@@ -14,10 +14,14 @@ class Table:
     def __init__(self) -> None:
         self.data: dict[str, str] = {}
         self.sent: list[tuple[int, str, str | None, asyncio.Future[Any]]] = []
+        self.serializers: list[str | None] = []
 
-    def send_changelog(self, partition: int, key: str, value: str | None) -> asyncio.Future[Any]:
+    def send_changelog(
+        self, partition: int, key: str, value: str | None, value_serializer: str | None = None
+    ) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.sent.append((partition, key, value, future))
+        self.serializers.append(value_serializer)
         return future
 
 
@@ -42,6 +46,7 @@ async def test_a_failed_send_fails_durable_and_write_row_deletes() -> None:
     table, rows = Table(), Rows()
     table.data["x"] = "old"
     assert write_row(table, "x", None, 0) is table.sent[0][3] and "x" not in table.data
+    assert table.serializers == ["raw"]  # a tombstone (a null record), not the JSON text "null"
     rows.write(table, "y", "1", 0)
     table.sent[1][3].set_exception(OSError("broker gone"))
     try:

@@ -36,6 +36,7 @@ from typing import Any
 
 import msgspec
 
+from watcher.app.tables import write_row
 from watcher.poller.diff import JobState
 from watcher.poller.loop import Intervals, PollOutcome, PollStore, Publish, poll_target
 from watcher.poller.outbox import Outbox
@@ -112,16 +113,12 @@ class TableJobStore:
     def put_job_state(self, target_id: str, job_id: str, state: JobState | None) -> None:
         key = f"{target_id}|{job_id}"
         value = _enc.encode(state).decode() if state is not None else None
-        if value is None:
-            self.table.data.pop(key, None)
-        else:
-            self.table.data[key] = value
         opened = self._open.setdefault(target_id, set())
         if state is not None and state.open:
             opened.add(job_id)
         else:
             opened.discard(job_id)
-        self.writes.add(target_id, self.table.send_changelog(partition_for(target_id, self.partitions), key, value))
+        self.writes.add(target_id, write_row(self.table, key, value, partition_for(target_id, self.partitions)))
 
     def evict(self, before: float, mine: Collection[str], keep: Callable[[str, str], bool]) -> int:
         """Forget the final jobs of targets in ``mine`` that ended before ``before``; rows dropped."""
@@ -171,6 +168,8 @@ class PollStage:
         partitions: int, owned: Callable[[], set[int] | None], concurrency: int = 32, rng: random.Random | None = None,
     ) -> None:  # fmt: skip
         self.targets, self.comps, self.store, self.outbox = targets, comps, store, outbox
+        self._mine_for: tuple[frozenset[int], int] | None = None
+        self._my_targets: set[str] = set()
         self.intervals, self.retention, self.partitions = intervals, retention, partitions
         self.owned, self.concurrency = owned, concurrency
         self.rng = rng or random.Random()
@@ -191,7 +190,11 @@ class PollStage:
         parts = self.owned()
         if parts is None:
             return False
-        mine = {t for t in self.targets if partition_for(t, self.partitions) in parts}
+        key = (frozenset(parts), len(self.targets))
+        if key != self._mine_for:  # the assignment (or the targets) changed: which are mine now
+            self._mine_for = key  # (crc32 of 5,000 ids at every wake-up was most of an idle worker's CPU)
+            self._my_targets = {t for t in self.targets if partition_for(t, self.partitions) in parts}
+        mine = self._my_targets
         if mine != self.mine:
             for tid in self.mine - mine:
                 self.queue.discard(tid)
@@ -202,7 +205,7 @@ class PollStage:
             for tid in arrived:
                 self.memos[tid] = TargetState()
                 self.queue.put(tid, now if tid in self.forced else first_due(now, self.intervals.fast, self.rng))
-            self.mine = mine
+            self.mine = set(mine)
             self.generation += 1
         return True
 
@@ -216,6 +219,7 @@ class PollStage:
         for tid in [t for t in self.mine if partition_for(t, self.partitions) in partitions]:
             self.queue.discard(tid)
             self.mine.discard(tid)
+        self._mine_for = None  # whatever comes back is worked out again
         self.generation += 1
 
     # -- requests ----------------------------------------------------------------------------

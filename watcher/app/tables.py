@@ -18,10 +18,10 @@ from typing import Any
 def write_row(table: Any, key: str, value: str | None, partition: int) -> Any:
     """Write a table outside stream iteration: the store, and the changelog of ``partition``;
     the changelog send (a future that is done once the broker has the row)."""
-    if value is None:
-        table.data.pop(key, None)
-    else:
-        table.data[key] = value
+    if value is None:  # a tombstone (a null record, as Faust's own deletes): compaction drops the key,
+        table.data.pop(key, None)  # and recovery deletes it instead of loading a key holding None
+        return table.send_changelog(partition, key, None, value_serializer="raw")
+    table.data[key] = value
     return table.send_changelog(partition, key, value)
 
 
