@@ -25,8 +25,12 @@ browser:
 demo: $(STAMP)
 	$(BIN)/watcher demo $(DEMO_ARGS)
 
+# Two pytest processes, each with its own brokers; a process that runs out of tests takes queued
+# ones from the other (worksteal). The suite mostly waits on brokers and workers, so two halve it
+# on two cores. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist worksteal) $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -204,11 +204,14 @@ class SlowSink(WebhookSink):
     delay: float = 0.0
     dropped: int = 0
     inflight: int = 0
+    hold: bool = False  # while set, no request is answered (they wait, in flight)
 
     async def _handle(self, request: web.Request) -> web.Response:
         self.inflight += 1
         try:
             await asyncio.sleep(self.delay)
+            while self.hold:
+                await asyncio.sleep(0.02)
         finally:
             self.inflight -= 1
         transport = request.transport
@@ -348,7 +351,14 @@ async def test_sigkill_mid_delivery_then_restart_delivers_each_alert_once(rig: R
     assert len(expected) == 30
     first = rig.worker(cfg, "worker1")
     await wait_for(lambda: len(sink.received) >= 8 and sink.inflight > 0, 90, "deliveries under way", first)
+    # The sink stops answering: what it answered has a second to be marked (a mark is durable within
+    # milliseconds, never at the instant of the answer), what it holds is cut off by the kill.
+    sink.hold = True
+    await asyncio.sleep(1.0)
+    assert sink.inflight > 0
     first.kill()  # with requests in flight: sent by the worker, not yet answered by the sink
+    await asyncio.sleep(0.5)  # their connections are seen closed before they are let go (dropped)
+    sink.hold = False
     delivered_before = Counter(job_ids_at(sink))
     assert len(delivered_before) < len(expected), "the kill came too late to be mid-stream"
     second = rig.worker(cfg, "worker2")

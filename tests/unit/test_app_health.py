@@ -89,3 +89,45 @@ def test_each_metrics_has_its_own_registry():
     Stats(a).events += 1
     assert "watcher_events_published_total 1.0" in a.render().decode()
     assert "watcher_events_published_total 0.0" in b.render().decode()
+
+
+class _Recovery:
+    def __init__(self) -> None:
+        import threading
+        from collections import Counter
+
+        self.completed = threading.Event()
+        self.active_offsets: Counter = Counter()
+
+
+class _App:
+    def __init__(self) -> None:
+        from types import SimpleNamespace
+
+        self.started = True
+        self.tables = SimpleNamespace(recovery=_Recovery())
+
+
+def test_a_recovery_that_stops_moving_fails_liveness_once_said_and_a_moving_one_never(caplog):
+    from watcher.app.health import RecoveryWatch
+
+    app, now = _App(), [0.0]
+    metrics = Metrics()
+    watch = RecoveryWatch(app, metrics, stall=120.0, clock=lambda: now[0])
+    recovery = app.tables.recovery
+    for t in range(0, 600, 10):  # a large table: slow, but each check sees an offset move
+        now[0] = float(t)
+        recovery.active_offsets["poll-jobs-changelog", 3] += 50
+        assert watch.check() is None
+    now[0] = 700.0  # stops moving at 590
+    assert watch.check() is None and metrics.recovery_stalled._value.get() == 110.0
+    now[0] = 720.0
+    with caplog.at_level("ERROR", logger="watcher.app.health"):
+        assert watch.check() == "table recovery has made no progress for 130s (a Faust recovery stall): restart this worker"
+        now[0] = 800.0
+        assert watch.check() is not None
+    assert [r.getMessage() for r in caplog.records] == [
+        "table recovery has made no progress for 130s (a Faust recovery stall): restart this worker; its partitions wait until then"
+    ]  # fmt: skip
+    recovery.completed.set()  # done: live again, gauge back to 0
+    assert watch.check() is None and metrics.recovery_stalled._value.get() == 0.0

@@ -25,6 +25,7 @@ Metric families (``_total`` is appended to counters by the client library)::
     watcher_heartbeats_total{result}
     watcher_consumer_lag{topic,partition}                  highwater - committed, at scrape time
     watcher_ready                                          1 once /readyz would answer 200
+    watcher_recovery_stalled_seconds                       table recovery without progress (/healthz 503 past 120 s)
     watcher_outage_buffer_events                           changes held while the broker is unreachable
     watcher_rule_eval_errors_total{rule}                   CEL evaluations that failed (the rule did not match)
 """
@@ -192,6 +193,11 @@ class Metrics:
             self.rule_reloads.labels(result)
         self.rules_loaded = Gauge("watcher_rules_loaded", "Rules in force in this worker.", registry=r)
         self.ready = Gauge("watcher_ready", "1 when the worker is ready (see /readyz).", registry=r)
+        self.recovery_stalled = Gauge(
+            "watcher_recovery_stalled_seconds",
+            "Seconds table recovery has made no progress (0 when it is done or moving; see /healthz).",
+            registry=r,
+        )
         self.outage_buffer = Gauge(
             "watcher_outage_buffer_events",
             "Polled changes held until the broker acknowledges them (non-zero while it is unreachable).",

@@ -20,16 +20,17 @@ def owned_targets(app: Any, config: Config) -> set[str]:
 
 def side_services(app: Any, config: Config, conn: KafkaConnection) -> list[Any]:
     """Services started with the worker, before the app and stopped after it: the web
-    endpoints (if ``[app] web_port``), self-health (blind alerts, heartbeat) and the status
+    endpoints (if ``[app] web_port``), the recovery watch, self-health (blind alerts, heartbeat) and the status
     page (if ``[ui] enabled``; it reads and writes the topics through ``conn``, the worker's
     connection with its TLS and SASL settings)."""
     from watcher.app.blind import SelfHealth
-    from watcher.app.health import WebServer
+    from watcher.app.health import RecoveryWatch, WebServer
 
     comps = app.watcher_components
-    services: list[Any] = []
+    watch = RecoveryWatch(app, comps.metrics, loop=app.loop)
+    services: list[Any] = [watch]
     if config.app.web_port > 0:
-        web = WebServer(comps.metrics, config.app.web_port, app, loop=app.loop,
+        web = WebServer(comps.metrics, config.app.web_port, app, loop=app.loop, watch=watch,
                         interactions=(config.slack.interactions_path, app.watcher_interactions))
         app.web_server(web)  # ours replaces Faust's own web stack on that port
         services.append(web)
