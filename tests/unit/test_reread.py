@@ -131,3 +131,28 @@ async def test_events_only_a_stopped_streams_records_and_without_asking_for_a_tr
     clock.now += 15
     assert await net.round() == 3 and topic.recovered == ["k2", "k3", "k4"]
     assert handed[0] == "read from {0: 2}"  # from the committed offset, not from the start
+
+
+async def test_the_incident_stage_tells_its_net_of_a_record_only_once_the_batch_is_applied() -> None:
+    """Mid-batch an alert has no trace in its incident yet: the net must not count it as handed
+    (a round then would call it lost and apply it a second time, with a false warning)."""
+    import asyncio
+
+    from watcher.app.incidents import IncidentStage
+
+    stage = IncidentStage(comps=None, table=None, notifications_topic=None, silences_topic=None, partitions=4,
+                          owned=lambda: {0})  # fmt: skip
+    gate, applied = asyncio.Event(), []
+
+    async def on_records(batch: Any) -> int:
+        applied.extend(batch)
+        await gate.wait()
+        return 1
+
+    stage.on_records = on_records  # type: ignore[method-assign]
+    task = asyncio.create_task(stage.on_batch([(True, 0, 7, alert(7)), (False, 0, 3, None)]))
+    await asyncio.sleep(0.01)
+    assert [p for p, _ in applied] == [0] and stage.net.seen == {}  # being applied: the agent's still
+    gate.set()
+    assert await task == 1
+    assert stage.net.seen == {0: 8}

@@ -129,13 +129,19 @@ class IncidentStage:
 
     async def on_batch(self, records: Iterable[tuple[bool, int, int, ev.AnyRecord | None]]) -> int:
         """The agent's batch: (from the alerts topic?, partition, offset, record); notifications made."""
-        batch = []
+        batch, handed = [], []
         for alerts, partition, offset, record in records:
             if alerts:  # the net re-reads the alerts topic (actions are few, and leave their trace too)
-                self.net.saw(partition, offset)
+                handed.append((partition, offset))
             if record is not None:
                 batch.append((partition, record))
-        return await self.on_records(batch)
+        made = await self.on_records(batch)
+        # Only now: while a batch is being applied its alerts have no trace yet, and a net round
+        # in between must leave them to the agent (it did not, under load: a false "reached no
+        # incident" and a second, idempotent, application).
+        for partition, offset in handed:
+            self.net.saw(partition, offset)
+        return made
 
     async def on_records(self, records: Iterable[tuple[int, ev.AnyRecord]]) -> int:
         """One batch of alerts and actions (with their partitions); notifications made."""
