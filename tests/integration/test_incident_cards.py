@@ -220,7 +220,10 @@ async def test_abnormal_then_failed_edits_one_card_and_a_successor_edits_the_sam
     successor = rig.worker(cfg, "successor")
     await wait_for(lambda: "polling" in successor.output(), 60, "the successor polling", successor)
     await advance(running, 26.0, step=2.0)  # → ROLLBACK at 15 s → FAILED at 25 s
-    await rig.slack.wait_for(lambda: "FAILED" in text_of(rig.cards()[0]) and rig.cards()[0].edits >= 1, 60)
+    try:
+        await rig.slack.wait_for(lambda: "FAILED" in text_of(rig.cards()[0]) and rig.cards()[0].edits >= 1, 90)
+    except AssertionError:
+        raise AssertionError(f"the successor never edited the card to FAILED\n{successor.output()[-6000:]}") from None
     await asyncio.sleep(3)
     assert [c.ts for c in rig.cards()] == [card.ts]  # the same message, edited; nothing new posted
     assert len([c for c in rig.slack.api_calls("chat.postMessage") if "thread_ts" not in c.params]) == 1
