@@ -143,6 +143,7 @@ async def run(ctx: Any) -> Section:
     from watcher.app.kafka import KafkaConnection
     from watcher.config import BrokerConfig, Config, WatchConfig
     from watcher.ui import StatusPage, pages
+    from watcher.ui.follow import settle_heap
     from watcher.ui.view import TopicView
 
     targets, jobs = (50, 1_000) if ctx.smoke else (50, 10_000)
@@ -157,6 +158,7 @@ async def run(ctx: Any) -> Section:
     t0 = time.perf_counter()
     tlist, first, events = deployment(view, targets, jobs, now)
     feed_s = time.perf_counter() - t0
+    settle_heap()  # what the follower does once it has caught up (watcher/ui/follow.py)
     records = view.version
     section.figures["feed_records_per_s"] = records / feed_s
     # A job first seen three days ago: past what the page keeps, so its page reads the topic.

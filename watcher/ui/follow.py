@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 
@@ -22,6 +23,18 @@ from watcher.app.kafka import KafkaConnection
 from watcher.ui.view import TopicView, now_utc
 
 log = logging.getLogger("watcher.ui")
+
+
+def settle_heap() -> None:
+    """After the view's catch-up (a large load of records that live for hours): one full
+    collection, then every object alive is moved out of the cyclic collector's scans
+    (``gc.freeze``). Without it each full collection walks the whole view (and the worker) and
+    stalls the event loop: the Incidents page's p95 was 100–250 ms over 2,000 incidents where its
+    p50 is 13 ms, and 12 ms with the collector off (``python -m bench --only ui``). Reference
+    counting still frees what the view drops later; only cyclic garbage among objects alive
+    now would stay, and the view's records form no cycles."""
+    gc.collect()
+    gc.freeze()
 
 
 class Follower:
@@ -82,6 +95,7 @@ class Follower:
                 if not self.caught_up.is_set() and all([await consumer.position(tp) >= end
                                                         for tp, end in ends.items()]):  # fmt: skip
                     self.caught_up.set()
+                    settle_heap()
                     log.info("status page: read %d topic partitions to their ends", len(assigned))
                 if now - trimmed >= 60.0:
                     trimmed = now
