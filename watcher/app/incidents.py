@@ -190,16 +190,27 @@ class IncidentStage:
                 intents = []
             if intents:
                 current, notes = notifications(current, intents, now)
-                for note in notes:
-                    self._count(note)
-                    sent.append(await self.notifications_topic.send(key=incident_id.encode(), value=ev.encode(note)))
-                made += len(notes)
+                made += await self._send(incident_id, notes, sent)
             rows.append((incident_id, partition, current))
-        await asyncio.gather(*sent)  # every notification durable before a row says it was made
+        await self._write_after(sent, rows)
+        return made
+
+    async def _send(self, incident_id: str, notes: Iterable[ev.Notification], sent: list[Any]) -> int:
+        """Send ``notes`` (their futures into ``sent``); how many."""
+        n = 0
+        for note in notes:
+            self._count(note)
+            sent.append(await self.notifications_topic.send(key=incident_id.encode(), value=ev.encode(note)))
+            n += 1
+        return n
+
+    async def _write_after(self, sent: list[Any], rows: Iterable[tuple[str, int, ev.Incident | None]]) -> None:
+        """Every record sent durable before a row says it was made; then the rows, on the broker
+        before the records that made them are acked."""
+        await asyncio.gather(*sent)
         for incident_id, partition, incident in rows:
             self._put(incident, incident_id, partition)
-        await self.rows.durable()  # the rows on the broker before the alerts that made them are acked
-        return made
+        await self.rows.durable()
 
     def _count_alert(self, alert: ev.Alert, said: list[Intent]) -> None:
         stats = self.comps.stats
@@ -281,15 +292,9 @@ class IncidentStage:
             if settled.state == "resolved":
                 intents.append(Intent("resolve", "all", settled, change="resolved", alert=settled.last_alert))
             settled, notes = notifications(settled, intents, now)
-            for note in notes:
-                self._count(note)
-                sent.append(await self.notifications_topic.send(key=incident_id.encode(), value=ev.encode(note)))
-            made += len(notes)
+            made += await self._send(incident_id, notes, sent)
             rows.append((incident_id, partition, settled))
-        await asyncio.gather(*sent)  # the page durable before the row says it went out
-        for incident_id, partition, incident in rows:
-            self._put(incident, incident_id, partition)
-        await self.rows.durable()  # the rows on the broker before the alerts that made them are acked
+        await self._write_after(sent, rows)
         return made
 
     def evict(self, now: datetime | None = None) -> int:
